@@ -1,0 +1,105 @@
+"""The ``softdimo`` command line.
+
+``softdimo COMMAND --config configs/….yaml [dotted.key=value …] [--resume]``. Training commands
+share one handler: load and validate the typed config, prepare the run folder, run the shared
+training loop, print where ``final/`` is. User mistakes raise :class:`SoftdimoError`, printed as
+one paragraph with exit status 2 (never a bare traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import SoftdimoError
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """A training command: its config class and stage factory, imported lazily."""
+
+    module: str
+    config_class: str
+    help: str
+
+    def load(self) -> tuple[type, Callable[[Any], Any]]:
+        mod = importlib.import_module(self.module)
+        return getattr(mod, self.config_class), mod.build
+
+
+TRAIN_COMMANDS: dict[str, TrainCommand] = {
+    "train-tokenizer": TrainCommand("softdimo.tokenizer.train", "TokenizerRunConfig",
+                                    "train the VQ tokenizer (encode / decode / decode_soft)"),
+}
+
+
+def run_training(command: str, config_path: str | None, overrides: list[str], resume: bool,
+                 progress: bool = True) -> Any:
+    """Load the config of ``command``, prepare its run folder and train; returns the TrainResult."""
+    from .config import load_config
+    from .train import prepare_run_dir, train
+
+    cfg_cls, build = TRAIN_COMMANDS[command].load()
+    cfg = load_config(cfg_cls, config_path, overrides)
+    import os
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    run_dir = prepare_run_dir(command, cfg, config_path, resume, is_main=is_main)
+    return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    result = run_training(args.command, args.config, args.overrides, args.resume, not args.no_progress)
+    print(f"{args.command}: {result.steps} steps in {result.seconds:.0f}s; model saved to {result.final_dir}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(out_dir=args.out, tiny=args.tiny, progress=not args.no_progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softdimo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, tc in TRAIN_COMMANDS.items():
+        p = sub.add_parser(name, help=tc.help)
+        p.add_argument("--config", help="YAML preset (e.g. configs/mnist/tokenizer.yaml)")
+        p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
+        p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("demo", help="the main job on the embedded default (small budget)")
+    p.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
+    p.add_argument("--tiny", action="store_true", help="seconds-long version (used by the tests)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # overrides may come before or after flags: collect the leftovers as overrides
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    try:
+        return args.func(args)
+    except SoftdimoError as e:
+        print(f"softdimo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"softdimo {args.command}: interrupted; the newest checkpoint-N/ is intact "
+              f"(continue with --resume).", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

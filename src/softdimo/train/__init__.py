@@ -1,0 +1,5 @@
+"""Training infrastructure shared by every stage: the loop, checkpoints, EMA, run folders."""
+from .loop import Context, Phase, Stage, Tick, TrainResult, train
+from .rundir import prepare_run_dir
+
+__all__ = ["Context", "Phase", "Stage", "Tick", "TrainResult", "train", "prepare_run_dir"]

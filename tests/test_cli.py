@@ -1,0 +1,62 @@
+"""The command line: error paths exit non-zero with a message, and never overwrite a run."""
+import subprocess
+import sys
+
+import pytest
+
+from softdimo.cli import main
+from softdimo.paths import config_path
+
+CFG = str(config_path("mnist", "tokenizer.yaml"))
+
+TINY = ["train.max_steps=2", "train.batch_size=4", "train.checkpoint_every=1", "train.sample_every=0",
+        "train.log_every=1", "model.base_channels=8", "model.codebook_size=16", "model.norm_groups=4",
+        "train.threads=1"]
+
+
+def run(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr()
+
+
+def test_unknown_key_exit_code_and_message(tmp_path, capsys):
+    code, out = run(["train-tokenizer", "--config", CFG,
+                     "train.max_stepz=3", f"train.out_dir={tmp_path}"], capsys)
+    assert code == 2
+    assert "unknown config key 'train.max_stepz'" in out.err and "Traceback" not in out.err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code, out = run(["train-tokenizer", "--config", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 2 and "nope.yaml" in out.err
+
+
+def test_wrong_model_for_data(tmp_path, capsys):
+    code, out = run(["train-tokenizer", "--config", CFG, *TINY,
+                     "model.in_channels=3", f"train.out_dir={tmp_path}"], capsys)
+    assert code == 2 and "model.in_channels=3" in out.err
+
+
+def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
+    args = ["train-tokenizer", "--config", CFG, *TINY,
+            f"train.out_dir={tmp_path}", "--no-progress"]
+    code, out = run(args, capsys)
+    assert code == 0, out.err
+    run_dir = tmp_path / "train-tokenizer" / "tokenizer"
+    assert (run_dir / "final" / "model.safetensors").is_file() and (run_dir / "config.yaml").is_file()
+    before = (run_dir / "final" / "model.safetensors").read_bytes()
+    code, out = run(args, capsys)  # same folder again, without --resume
+    assert code == 2 and "already holds a run" in out.err
+    assert (run_dir / "final" / "model.safetensors").read_bytes() == before
+    code, out = run(args + ["--resume", "model.codebook_size=32"], capsys)
+    assert code == 2 and "model" in out.err
+    code, out = run(args[:-1] + ["train.max_steps=3", "--resume", "--no-progress"], capsys)
+    assert code == 0, out.err
+    assert (run_dir / "checkpoint-3").is_dir()
+
+
+def test_python_m_entry_point(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "softdimo", "train-tokenizer", "--config",
+                          CFG, "nonsense"], capture_output=True, text=True)
+    assert res.returncode == 2 and "key.path=value" in res.stderr
