@@ -228,3 +228,46 @@ def test_training_loss_decreases_on_fixed_batch():
         opt.step()
         losses.append(float(loss.detach()))
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def _ddp_worker(rank: int, world: int, port: int, queue) -> None:  # pragma: no cover - subprocess
+    import os
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)  # same initial weights
+        model = VQTokenizer(dataclasses.replace(TINY, ema_decay=0.5, dead_code_threshold=0.5))
+        torch.manual_seed(100 + rank)  # different data and RNG stream per process
+        restarted = 0.0
+        for _ in range(10):
+            _, logs = model.training_loss(torch.rand(8, 1, 8, 8))
+            restarted += logs["restarted"]
+        queue.put((rank, model.quantizer.embedding.tolist(), model.quantizer.cluster_size.tolist(),
+                   restarted))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_processes_keep_the_same_codebook():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted((queue.get(timeout=60) for _ in procs), key=lambda r: r[0])
+    for p in procs:
+        p.join(timeout=30)
+    (_, emb0, cs0, n0), (_, emb1, cs1, n1) = results
+    assert n0 == n1 > 0  # restarts happened, and on both processes alike
+    assert emb0 == emb1 and cs0 == cs1

@@ -107,7 +107,7 @@ class EMAVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_from(self, z: torch.Tensor) -> None:
-        """Start every code at a random encoder output of the first batch (k-means++-free init)."""
+        """Start every code at a random encoder output of the first training batch."""
         rows = self._sample_rows(z, self.num_codes)
         if z.shape[0] < self.num_codes:  # repeated rows: separate them a little
             rows = rows + 0.01 * rows.std() * torch.randn(rows.shape).to(rows)
