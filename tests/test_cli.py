@@ -43,7 +43,7 @@ def test_train_resume_and_refuse_overwrite(tmp_path, capsys):
             f"train.out_dir={tmp_path}", "--no-progress"]
     code, out = run(args, capsys)
     assert code == 0, out.err
-    run_dir = tmp_path / "train-tokenizer" / "tokenizer"
+    run_dir = tmp_path / "train-tokenizer" / "mnist-tokenizer"
     assert (run_dir / "final" / "model.safetensors").is_file() and (run_dir / "config.yaml").is_file()
     before = (run_dir / "final" / "model.safetensors").read_bytes()
     code, out = run(args, capsys)  # same folder again, without --resume

@@ -32,6 +32,8 @@ class TrainCommand:
 TRAIN_COMMANDS: dict[str, TrainCommand] = {
     "train-tokenizer": TrainCommand("softdimo.tokenizer.train", "TokenizerRunConfig",
                                     "train the VQ tokenizer (encode / decode / decode_soft)"),
+    "train-classifier": TrainCommand("softdimo.classifier.train", "ClassifierRunConfig",
+                                     "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
 }
 
 
@@ -63,6 +65,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .config import DataConfig, to_dict
+    from .eval.api import evaluate
+    from .results import now, write_results
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    data = DataConfig(dataset=args.data)
+    started = now()
+    out = evaluate(args.model, metrics, args.num, data, batch_size=args.batch_size, seed=args.seed,
+                   progress=not args.no_progress)
+    if args.json:
+        write_results(args.json, f"eval:{out['source']}", out,
+                      config={"model": args.model, "metrics": metrics, "num": args.num,
+                              "data": to_dict(data), "seed": args.seed},
+                      started=started, seconds=out["seconds"])
+    for k, v in out.items():
+        print(f"{k:>18}: {v:.4f}" if isinstance(v, float) else f"{k:>18}: {v}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softdimo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
         p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("eval", help="metrics of a model, an image folder or a dataset split")
+    p.add_argument("--model", required=True,
+                   help="generator folder, folder of images, or data:NAME[:SPLIT] (floors)")
+    p.add_argument("--metrics", default="fid,pr", help="comma-separated: fid,pr,domain_fid,classifier_score,geneval")
+    p.add_argument("--num", type=int, default=2000, help="number of evaluated images N")
+    p.add_argument("--data", default="mnist", choices=["mnist", "fashion", "world"],
+                   help="reference dataset (its test split)")
+    p.add_argument("--json", help="write a results JSON here")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("demo", help="the main job on the embedded default (small budget)")
     p.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
     p.add_argument("--tiny", action="store_true", help="seconds-long version (used by the tests)")

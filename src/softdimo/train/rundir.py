@@ -15,9 +15,17 @@ from ..config import save_config, to_dict
 from ..errors import ConfigError, SoftdimoError
 
 
+def default_run_name(config_path: str | Path | None) -> str:
+    """``configs/mnist/tokenizer.yaml`` → ``mnist-tokenizer`` (presets of different datasets differ)."""
+    if not config_path:
+        return "default"
+    p = Path(config_path)
+    return f"{p.parent.name}-{p.stem}" if p.parent.name not in ("", ".", "configs") else p.stem
+
+
 def run_dir_for(command: str, cfg: Any, config_path: str | Path | None) -> Path:
     """Where a run of ``command`` with ``cfg`` writes its files."""
-    name = cfg.train.run_name or (Path(config_path).stem if config_path else "default")
+    name = cfg.train.run_name or default_run_name(config_path)
     return Path(cfg.train.out_dir) / command / name
 
 

@@ -1,0 +1,124 @@
+"""The in-project digit classifier: a small CNN over 1×28×28 grey images, 10 classes.
+
+It serves the evaluators, never a reward: its penultimate features drive the "domain FID"
+(:mod:`softdimo.eval.domain`) and its softmax the "classifier score" and the GenEval-like scorer
+of the digit world (:mod:`softdimo.eval.geneval`).
+
+Architecture (``ClassifierConfig``): one stage per entry of ``channels``, each
+``convs_per_stage`` × (3×3 conv → ReLU) followed by a 2×2 max-pool (28 → 14 → 7 → 3 for three
+stages); then flatten → linear ``feature_dim`` → ReLU (these are :meth:`DigitClassifier.features`)
+→ dropout → linear ``num_classes`` (the logits). No normalisation layers, so the exported EMA
+weights need no re-estimated batch statistics and the model is a pure function of its weights.
+
+Inputs are ``[B, 1, 28, 28]`` (or ``[B, 28, 28]``) in [0, 1], white ink on black, MNIST framing
+(the digit fitted in a 20×20 box, centred by its centre of mass): what :mod:`.crops` produces
+from digit-world scenes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DataError
+from ..pretrained import PretrainedMixin
+
+
+@dataclass
+class ClassifierConfig:
+    """Architecture of :class:`DigitClassifier`."""
+
+    in_channels: int = 1  # grey input
+    image_size: int = 28  # square input side (pixels)
+    num_classes: int = 10
+    channels: tuple[int, ...] = (32, 64, 128)  # conv width of each stage (each ends in a 2× max-pool)
+    convs_per_stage: int = 1  # 3×3 conv + ReLU layers per stage
+    feature_dim: int = 128  # width of the penultimate layer (what features() returns)
+    dropout: float = 0.25  # dropout before the last linear layer (training only)
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1 or self.num_classes < 2 or self.feature_dim < 1:
+            raise ValueError("in_channels ≥ 1, num_classes ≥ 2 and feature_dim ≥ 1 are required")
+        if not self.channels or any(c < 1 for c in self.channels) or self.convs_per_stage < 1:
+            raise ValueError(f"channels must be a non-empty tuple of positive ints and convs_per_stage ≥ 1; "
+                             f"got {self.channels}, {self.convs_per_stage}")
+        if self.image_size // 2 ** len(self.channels) < 1:
+            raise ValueError(f"image_size {self.image_size} is too small for {len(self.channels)} "
+                             f"2× poolings; use fewer stages")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def final_side(self) -> int:
+        """Side of the last feature map (after every pooling)."""
+        side = self.image_size
+        for _ in self.channels:
+            side //= 2
+        return side
+
+
+class DigitClassifier(nn.Module, PretrainedMixin):
+    """Small CNN digit classifier with ``features(x) -> [B, feature_dim]`` and ``forward -> logits``."""
+
+    config_class = ClassifierConfig
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        c_in = config.in_channels
+        for c in config.channels:
+            for _ in range(config.convs_per_stage):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(inplace=True)]
+                c_in = c
+            layers.append(nn.MaxPool2d(2))
+        self.conv = nn.Sequential(*layers)
+        flat = c_in * config.final_side ** 2
+        self.fc = nn.Linear(flat, config.feature_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.feature_dim, config.num_classes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as float ``[B, C, S, S]``; :class:`DataError` naming what is accepted otherwise."""
+        c, s = self.config.in_channels, self.config.image_size
+        if isinstance(x, torch.Tensor) and x.dim() == 3 and c == 1:
+            x = x.unsqueeze(1)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (c, s, s):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise DataError(f"DigitClassifier reads {'grey' if c == 1 else f'{c}-channel'} {s}×{s} images "
+                            f"shaped [B, {c}, {s}, {s}] (or [B, {s}, {s}]) in [0, 1]; got {got}. Digit-world "
+                            f"scenes must first be cut into digit crops (softdimo.classifier.crops).")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        return x.float()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations ``[B, feature_dim]`` (after the ReLU)."""
+        x = self.check_input(x)
+        h = self.conv(x).flatten(1)
+        return F.relu(self.fc(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, num_classes]``."""
+        return self.head(self.dropout(self.features(x)))
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Softmax probabilities ``[B, num_classes]`` in eval mode, batched, on the model's device."""
+        was = self.training
+        self.eval()
+        x = self.check_input(x)
+        device = next(self.parameters()).device
+        out = [torch.softmax(self(x[i:i + batch_size].to(device)), dim=-1).cpu()
+               for i in range(0, x.shape[0], batch_size)]
+        self.train(was)
+        return torch.cat(out) if out else torch.empty(0, self.config.num_classes)
+
+
+__all__ = ["ClassifierConfig", "DigitClassifier"]

@@ -1,0 +1,208 @@
+"""`softdimo eval` and its Python API: metrics of any image source against a dataset.
+
+A *source* is where evaluated images come from:
+
+* ``data:NAME[:SPLIT]`` — a dataset split itself (e.g. ``data:mnist:train`` against the MNIST
+  test split gives the real-vs-real FID floor at that N);
+* a folder of PNG/JPEG files (sorted by name), optionally with ``metadata.jsonl`` — one GenEval
+  metadata object per image, in the same order — for the GenEval-like score;
+* a softdimo generator folder (teachers and one-step students) once they are registered in
+  :data:`GENERATOR_LOADERS`.
+
+Metrics: ``fid`` and ``pr`` (standard Inception features vs the first N test images),
+``domain_fid`` and ``classifier_score`` (in-project digit classifier; grey digit datasets only),
+``geneval`` (GenEval-like scorer; digit world only). Every result names its evaluator and N.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from ..config import DataConfig, to_dict
+from ..data import build_dataset
+from ..errors import DataError, SoftdimoError
+from ..imageio import load_image
+from ..paths import checkpoint_dir
+from .references import dataset_id, image_batches, real_stats
+
+METRICS = ("fid", "pr", "domain_fid", "classifier_score", "geneval")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass
+class Batch:
+    """Images in [0, 1] and, where known, their GenEval metadata (one dict per image)."""
+
+    images: torch.Tensor
+    metadata: list[dict] | None = None
+
+
+class ImageSource:
+    """Something that yields evaluated images in fixed-size batches."""
+
+    name: str = "source"
+
+    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class DatasetSource(ImageSource):
+    """The images of a dataset split (for real-vs-real floors and scorer validation)."""
+
+    def __init__(self, cfg: DataConfig, split: str):
+        self.ds = build_dataset(cfg, split)
+        self.name = f"data:{dataset_id(cfg)}:{split}"
+
+    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+        if num > len(self.ds):
+            raise DataError(f"{self.name} has {len(self.ds)} images; --num {num} is larger.")
+        start = 0
+        for x in image_batches(self.ds, num, batch_size):
+            idx = range(start, start + len(x))
+            meta = [self.ds.metadata(i) for i in idx] if hasattr(self.ds, "metadata") else None
+            start += len(x)
+            yield Batch(x, meta)
+
+
+class FolderSource(ImageSource):
+    """Image files in a folder (sorted by name) and an optional ``metadata.jsonl``."""
+
+    def __init__(self, root: str | Path, channels: int):
+        self.root = Path(root)
+        self.files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise DataError(f"{self.root} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
+        self.channels = channels
+        self.name = f"folder:{self.root}"
+        meta_file = self.root / "metadata.jsonl"
+        self.metadata = None
+        if meta_file.is_file():
+            lines = [ln for ln in meta_file.read_text().splitlines() if ln.strip()]
+            try:
+                self.metadata = [json.loads(ln) for ln in lines]
+            except json.JSONDecodeError as e:
+                raise DataError(f"{meta_file} is not valid JSON lines ({e}).") from e
+            if len(self.metadata) != len(self.files):
+                raise DataError(f"{meta_file} has {len(self.metadata)} lines but the folder has "
+                                f"{len(self.files)} images; write one metadata line per image, in "
+                                f"file-name order.")
+
+    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+        if num > len(self.files):
+            raise DataError(f"{self.root} has {len(self.files)} images; --num {num} is larger.")
+        for i in range(0, num, batch_size):
+            files = self.files[i:min(num, i + batch_size)]
+            images = [load_image(f, self.channels) for f in files]
+            shapes = {tuple(x.shape) for x in images}
+            if len(shapes) > 1:
+                raise DataError(f"images in {self.root} have different sizes {sorted(shapes)}; "
+                                f"resize them to one size first.")
+            meta = self.metadata[i:i + len(files)] if self.metadata else None
+            yield Batch(torch.stack(images), meta)
+
+
+# Generator folders (teachers, students) register a loader here: path -> ImageSource or None.
+GENERATOR_LOADERS: list[Callable[[Path, DataConfig], ImageSource | None]] = []
+
+
+def open_source(model: str, data: DataConfig) -> ImageSource:
+    """Resolve ``--model`` to an :class:`ImageSource`."""
+    if model.startswith("data:"):
+        parts = model.split(":")
+        if len(parts) not in (2, 3) or parts[1] not in ("mnist", "fashion", "world"):
+            raise DataError(f"--model {model!r}: write data:NAME or data:NAME:SPLIT with NAME in "
+                            f"mnist, fashion, world and SPLIT in train, test.")
+        cfg = DataConfig(**{**to_dict(data), "dataset": parts[1]})
+        return DatasetSource(cfg, parts[2] if len(parts) == 3 else "test")
+    path = Path(model)
+    if not path.exists():
+        raise DataError(f"--model {model!r} does not exist. Give a model folder, a folder of "
+                        f"images, or data:NAME[:SPLIT].")
+    for loader in GENERATOR_LOADERS:
+        src = loader(path, data)
+        if src is not None:
+            return src
+    if (path / "config.json").is_file():
+        raise SoftdimoError(f"{path} is a model folder but not a generator softdimo can sample "
+                            f"from (a tokenizer or classifier?). Pass a teacher or student folder.")
+    channels = 1 if data.dataset in ("mnist", "fashion") else 3
+    return FolderSource(path, channels)
+
+
+def _classifier():
+    from ..classifier import DigitClassifier
+
+    return DigitClassifier.from_pretrained(checkpoint_dir("classifier-mnist")).eval()
+
+
+def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: DataConfig | None = None,
+             batch_size: int = 50, seed: int = 0, progress: bool = True,
+             cache_dir: str | None = None) -> dict[str, Any]:
+    """Compute ``metrics`` for ``num`` images of ``model`` against ``data``'s test split."""
+    data = data or DataConfig()
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise SoftdimoError(f"unknown metric(s) {bad}; choose from {', '.join(METRICS)}.")
+    if num < 2:
+        raise SoftdimoError(f"--num must be at least 2, got {num}.")
+    if "geneval" in metrics and data.dataset != "world":
+        raise SoftdimoError("the geneval metric scores digit-world images: pass --data world.")
+    grey = data.dataset in ("mnist", "fashion")
+    if ({"domain_fid", "classifier_score"} & set(metrics)) and data.dataset != "mnist":
+        raise SoftdimoError("domain_fid and classifier_score use the MNIST digit classifier: "
+                            "they are defined for --data mnist only.")
+    source = open_source(model, data)
+    t0 = time.time()
+    images: list[torch.Tensor] = []
+    metadata: list[dict] = []
+    for b in source.batches(num, batch_size, seed):
+        images.append(b.images.float().cpu())
+        if b.metadata is not None:
+            metadata.extend(b.metadata)
+    fake = torch.cat(images)
+    if fake.shape[0] != num:
+        raise DataError(f"{source.name} gave {fake.shape[0]} images, expected {num}.")
+    if grey and fake.shape[1] == 3:
+        fake = fake.mean(1, keepdim=True)
+    out: dict[str, Any] = {"source": source.name, "n": num, "reference": f"{dataset_id(data)}:test[:{num}]"}
+
+    if {"fid", "pr"} & set(metrics):
+        from .fid import extract_features, fid_from_features
+        from .inception import InceptionFeatures
+        from .prdc import precision_recall
+
+        ext = InceptionFeatures()
+        real = real_stats(data, "test", num, ext, cache_dir=cache_dir, progress=progress)
+        feats = extract_features(fake, ext, batch_size=batch_size, progress=progress, desc="evaluated")
+        out["evaluator"] = ext.evaluator_id
+        if "fid" in metrics:
+            out["fid"] = fid_from_features(feats, real.features)
+        if "pr" in metrics:
+            pr = precision_recall(real.features, feats, k=3)
+            out["precision"], out["recall"] = pr.precision, pr.recall
+    if {"domain_fid", "classifier_score"} & set(metrics):
+        from .domain import classifier_score, domain_fid
+
+        clf = _classifier()
+        if "domain_fid" in metrics:
+            real_img = torch.cat(list(image_batches(build_dataset(data, "test"), num)))
+            out["domain_fid"] = domain_fid(real_img, fake, clf)
+        if "classifier_score" in metrics:
+            out["classifier_score"] = classifier_score(fake, clf)
+        out["domain_evaluator"] = "softdimo classifier-mnist (penultimate features / softmax)"
+    if "geneval" in metrics:
+        from .geneval import GenEvalScorer
+
+        if len(metadata) != num:
+            raise DataError(f"{source.name} has no GenEval metadata for its images; a folder needs "
+                            f"a metadata.jsonl with one line per image.")
+        res = GenEvalScorer(_classifier()).score(fake, metadata)
+        out["geneval"] = res["overall"]
+        out["geneval_per_tag"] = res["per_tag"]
+    out["seconds"] = time.time() - t0
+    return out
