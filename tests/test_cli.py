@@ -60,3 +60,22 @@ def test_python_m_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "softdimo", "train-tokenizer", "--config",
                           CFG, "nonsense"], capture_output=True, text=True)
     assert res.returncode == 2 and "key.path=value" in res.stderr
+
+
+@pytest.mark.slow
+def test_two_process_training_with_torchrun(tmp_path):
+    """Two CPU processes (gloo) train one tokenizer; only rank 0 writes the shared files."""
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "softdimo",
+         "train-tokenizer", "--config", CFG, *TINY, "train.max_steps=3", "train.checkpoint_every=3",
+         f"train.out_dir={tmp_path}", "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("model saved to") == 1
+    run_dir = tmp_path / "train-tokenizer" / "mnist-tokenizer"
+    ck = run_dir / "checkpoint-3"
+    assert (ck / "rng-0.pt").is_file() and (ck / "rng-1.pt").is_file()
+    from softdimo.tokenizer import VQTokenizer
+
+    tok = VQTokenizer.from_pretrained(run_dir / "final")
+    assert tok.num_tokens == 16

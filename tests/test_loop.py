@@ -100,3 +100,11 @@ def test_ema_differs_from_live_and_is_exported(tmp_path):
     ema = ck.models["ema.model.lin.weight"]
     assert not torch.equal(live, ema)
     assert torch.equal(weights(res.run_dir)["lin.weight"], ema)
+
+
+def test_bf16_autocast_runs_and_learns(tmp_path):
+    res = train(ToyStage(), cfg(mixed_precision="bf16", max_steps=8, log_every=1), tmp_path / "r",
+                progress=False)
+    rows = [json.loads(r) for r in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["model/loss"] < rows[0]["model/loss"]
+    assert all(torch.isfinite(v).all() for v in weights(res.run_dir).values())

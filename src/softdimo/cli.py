@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -45,8 +46,6 @@ def run_training(command: str, config_path: str | None, overrides: list[str], re
 
     cfg_cls, build = TRAIN_COMMANDS[command].load()
     cfg = load_config(cfg_cls, config_path, overrides)
-    import os
-
     is_main = int(os.environ.get("RANK", "0")) == 0
     run_dir = prepare_run_dir(command, cfg, config_path, resume, is_main=is_main)
     return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress)
@@ -54,7 +53,8 @@ def run_training(command: str, config_path: str | None, overrides: list[str], re
 
 def _cmd_train(args: argparse.Namespace) -> int:
     result = run_training(args.command, args.config, args.overrides, args.resume, not args.no_progress)
-    print(f"{args.command}: {result.steps} steps in {result.seconds:.0f}s; model saved to {result.final_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{args.command}: {result.steps} steps in {result.seconds:.0f}s; model saved to {result.final_dir}")
     return 0
 
 

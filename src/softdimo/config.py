@@ -48,6 +48,14 @@ class TrainConfig:
     run_name: str = ""  # defaults to the config file's stem
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
+    export_dtype: Literal["float32", "float16"] = "float32"  # dtype of floating weights in final/
+
+
+def torch_dtype(name: str):
+    """``"float16"`` → ``torch.float16`` (for :attr:`TrainConfig.export_dtype`)."""
+    import torch
+
+    return getattr(torch, name)
 
 
 @dataclass

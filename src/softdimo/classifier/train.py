@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig, torch_dtype
 from ..data import build_dataset
 from ..errors import ConfigError
 from ..train import Context, Phase, Tick
@@ -176,7 +176,7 @@ class ClassifierStage:
         return augment(self.fixed, self.cfg.augment, torch.Generator().manual_seed(0)).cpu()
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
-        models["classifier"].save_pretrained(path)
+        models["classifier"].save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))
 
 
 def build(cfg: ClassifierRunConfig) -> ClassifierStage:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig, torch_dtype
 from ..data import build_dataset
 from ..train import Context, Phase, Tick
 from .vq import VQConfig, VQTokenizer
@@ -80,7 +80,7 @@ class TokenizerStage:
         return torch.cat([x, rec]).cpu()
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
-        models["tokenizer"].save_pretrained(path)
+        models["tokenizer"].save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))
 
 
 def build(cfg: TokenizerRunConfig) -> TokenizerStage:

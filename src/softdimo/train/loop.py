@@ -155,7 +155,11 @@ def _warmup(steps: int) -> Callable[[int], float]:
 
 def _build_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
+    # Several runs may share one Python process (the demo, tests, notebooks): forget the previous
+    # run's mixed-precision choice; the process group (PartialState) is kept.
+    AcceleratorState._reset_state()
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     return Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision)
 
