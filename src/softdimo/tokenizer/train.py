@@ -50,6 +50,7 @@ class TokenizerStage:
         test = build_dataset(self.cfg.data, "test")
         n = min(self.cfg.num_sample_images, len(test))
         self.fixed = torch.stack([test[i]["image"] for i in range(n)])
+        self.grid_nrow = n  # grid: originals on the first row, reconstructions below
 
     def batch(self, tick: Tick) -> torch.Tensor:
         idx = self.ctx.batch_indices(tick, len(self.data))

@@ -127,7 +127,9 @@ class Stage(Protocol):
         """Names in :meth:`modules` to keep an EMA of (exported instead of the live weights)."""
 
     def sample(self, models: dict[str, nn.Module]) -> torch.Tensor | None:
-        """A fixed-seed batch of images [N,C,H,W] in [0,1] for the sample grid (or None)."""
+        """A fixed-seed batch of images [N,C,H,W] in [0,1] for the sample grid (or None).
+
+        A stage may set an attribute ``grid_nrow`` (images per grid row)."""
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
         """Write the final model(s) to ``path`` with save_pretrained."""
@@ -297,7 +299,7 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
             return
         images = stage.sample(sampling_models())
         if images is not None:
-            grid = make_grid(images.float().cpu())
+            grid = make_grid(images.float().cpu(), nrow=getattr(stage, "grid_nrow", None))
             save_image(grid, run_dir / "samples" / f"step-{step}.png")
             metrics.image("samples", grid, step)
 
