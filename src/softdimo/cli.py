@@ -35,6 +35,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                                     "train the VQ tokenizer (encode / decode / decode_soft)"),
     "train-classifier": TrainCommand("softdimo.classifier.train", "ClassifierRunConfig",
                                      "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
+    "train-teacher": TrainCommand("softdimo.mdm.train", "TeacherRunConfig",
+                                  "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
 }
 
 
@@ -85,6 +87,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
+
+    req = SampleRequest(model=args.model, out=args.out,
+                        options=SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature),
+                        labels=parse_labels(args.labels) if args.labels is not None else None,
+                        prompts=args.prompts, prompts_file=args.prompts_file, num=args.num, seed=args.seed,
+                        batch_size=args.batch_size, nrow=args.nrow, overwrite=args.overwrite, device=args.device)
+    out = run_sample(req, progress=not args.no_progress)
+    print(f"sample: {out['num']} images from a {out['kind']} ({out.get('steps', '?')} steps, "
+          f"cfg {out.get('cfg_scale', '?')}) in {out['seconds']:.1f}s -> {out['out']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="softdimo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -107,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser("sample", help="images from a teacher (--steps N) or a one-step generator")
+    p.add_argument("--model", required=True, help="teacher folder (train-teacher's <run dir>/final)")
+    p.add_argument("--out", required=True, help="folder of PNGs (+ metadata.jsonl), or one grid if it ends in .png")
+    p.add_argument("--steps", type=int, help="sampler steps N (default: the model's own, 16 for teachers)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default: the model's own)")
+    p.add_argument("--temperature", type=float, help="token sampling temperature (default: the model's own)")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--labels", help="comma-separated class ids, e.g. 0,1,2 (class models)")
+    cond.add_argument("--prompts", nargs="+", help="one or more prompts (text models)")
+    cond.add_argument("--prompts-file", help=".jsonl of GenEval metadata with 'prompt', or .txt, one prompt a line")
+    p.add_argument("--num", type=int, help="number of images; the labels/prompts are cycled (default: their "
+                                             "number, or 16 over all classes / the held-out prompts)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--nrow", type=int, help="images per grid row (default: the number of distinct conditions)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_sample)
     p = sub.add_parser("demo", help="the main job on the embedded default (small budget)")
     p.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
     p.add_argument("--tiny", action="store_true", help="seconds-long version (used by the tests)")

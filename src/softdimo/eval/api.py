@@ -6,8 +6,8 @@ A *source* is where evaluated images come from:
   test split gives the real-vs-real FID floor at that N);
 * a folder of PNG/JPEG files (sorted by name), optionally with ``metadata.jsonl`` — one GenEval
   metadata object per image, in the same order — for the GenEval-like score;
-* a softdimo generator folder (teachers and one-step students) once they are registered in
-  :data:`GENERATOR_LOADERS`.
+* a softdimo generator folder (teachers and one-step students): any folder whose manifest kind
+  :mod:`softdimo.sample` knows (:class:`GeneratorSource`, registered in :data:`GENERATOR_LOADERS`).
 
 Metrics: ``fid`` and ``pr`` (standard Inception features vs the first N test images),
 ``domain_fid`` and ``classifier_score`` (in-project digit classifier; grey digit datasets only),
@@ -106,12 +106,61 @@ class FolderSource(ImageSource):
             yield Batch(torch.stack(images), meta)
 
 
+class GeneratorSource(ImageSource):
+    """Images drawn from a generator folder (:mod:`softdimo.sample`) with its default sampler.
+
+    Class generators get labels 0..K−1 in round-robin order; text generators the committed
+    held-out prompts of the digit world (tags interleaved), cycled, with their GenEval
+    metadata. ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides the model's
+    steps / CFG / temperature.
+    """
+
+    def __init__(self, path: Path, generator: Any, sampling: Any = None):
+        self.gen = generator
+        self.sampling = sampling
+        self.name = f"{generator.kind}:{path}"
+
+    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+        from ..sample import conditions_for
+
+        conds = conditions_for(self.gen, num)
+        g = torch.Generator().manual_seed(seed)
+        for i in range(0, num, batch_size):
+            c = conds.slice(i, min(num, i + batch_size))
+            x = self.gen.generate(labels=c.labels, prompts=c.prompts, options=self.sampling, generator=g)
+            yield Batch(x.float().cpu(), c.metadata)
+
+
+def _softdimo_generator(path: Path, data: DataConfig) -> ImageSource | None:
+    """Teacher (and, once registered, student) folders: recognised by their manifest's kind."""
+    from ..sample import load_generator, read_kind
+
+    if read_kind(path) is None:
+        return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return GeneratorSource(path, load_generator(path, device))
+
+
 # Generator folders (teachers, students) register a loader here: path -> ImageSource or None.
-GENERATOR_LOADERS: list[Callable[[Path, DataConfig], ImageSource | None]] = []
+GENERATOR_LOADERS: list[Callable[[Path, DataConfig], ImageSource | None]] = [_softdimo_generator]
 
 
-def open_source(model: str, data: DataConfig) -> ImageSource:
-    """Resolve ``--model`` to an :class:`ImageSource`."""
+def open_source(model: str, data: DataConfig, sampling: Any = None) -> ImageSource:
+    """Resolve ``--model`` to an :class:`ImageSource`.
+
+    ``sampling`` (optional :class:`softdimo.sample.SamplingOptions`) overrides a generator's
+    default sampler; it is an error for any other source.
+    """
+    src = _open_source(model, data)
+    if sampling is not None:
+        if not isinstance(src, GeneratorSource):
+            raise SoftdimoError(f"sampler options (steps / cfg / temperature) apply to generator folders "
+                                f"only; {src.name} is not one.")
+        src.sampling = sampling
+    return src
+
+
+def _open_source(model: str, data: DataConfig) -> ImageSource:
     if model.startswith("data:"):
         parts = model.split(":")
         if len(parts) not in (2, 3) or parts[1] not in ("mnist", "fashion", "world"):
@@ -142,8 +191,12 @@ def _classifier():
 
 def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: DataConfig | None = None,
              batch_size: int = 50, seed: int = 0, progress: bool = True,
-             cache_dir: str | None = None) -> dict[str, Any]:
-    """Compute ``metrics`` for ``num`` images of ``model`` against ``data``'s test split."""
+             cache_dir: str | None = None, sampling: Any = None) -> dict[str, Any]:
+    """Compute ``metrics`` for ``num`` images of ``model`` against ``data``'s test split.
+
+    ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides a generator folder's
+    default sampler (steps, CFG scale, temperature).
+    """
     data = data or DataConfig()
     bad = [m for m in metrics if m not in METRICS]
     if bad:
@@ -156,7 +209,7 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
     if ({"domain_fid", "classifier_score"} & set(metrics)) and data.dataset != "mnist":
         raise SoftdimoError("domain_fid and classifier_score use the MNIST digit classifier: "
                             "they are defined for --data mnist only.")
-    source = open_source(model, data)
+    source = open_source(model, data, sampling)
     t0 = time.time()
     images: list[torch.Tensor] = []
     metadata: list[dict] = []
@@ -170,6 +223,8 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
     if grey and fake.shape[1] == 3:
         fake = fake.mean(1, keepdim=True)
     out: dict[str, Any] = {"source": source.name, "n": num, "reference": f"{dataset_id(data)}:test[:{num}]"}
+    if isinstance(source, GeneratorSource):
+        out["sampler"] = source.gen.describe(source.sampling)
 
     if {"fid", "pr"} & set(metrics):
         from .fid import extract_features, fid_from_features

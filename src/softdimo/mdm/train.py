@@ -1,0 +1,239 @@
+"""`softdimo train-teacher`: the MDM teacher φ as a stage of the shared training loop (METHOD.md §A.5, §A.7).
+
+One phase: Adam on the masked-token loss of :meth:`~softdimo.mdm.MaskedTransformer.training_loss`
+(per sample r ~ the mask schedule, exactly max(1, round(r·L)) masked positions, condition dropped
+with probability ``model.cond_drop_prob`` for classifier-free guidance, label-smoothed CE on the
+masked positions).
+
+Data: the train split is tokenized **once**, at setup, by the frozen tokenizer (batched, no
+grad) into an id tensor [N, L] kept in memory; each step then reads ``ctx.batch_indices`` rows
+plus their labels (class teacher) or prompts (text teacher; MiniLM features cached per prompt).
+For the built-in datasets (mnist, fashion, world) the ids are also cached on disk under
+``$SOFTDIMO_CACHE/tokens`` (default ``~/.cache/softdimo/tokens``), keyed by a hash of the
+tokenizer's weights and config plus the dataset's identity and size, so later runs skip the
+encoding; ``token_cache: false`` turns this off. Image folders are never cached (their files
+may change under the same path).
+
+Sample grids use the configured MaskGIT sampler (16 steps, CFG 2 by default) with a fixed seed:
+labels 0..9 twice (class teacher) or two samples each of the first 8 held-out prompts, tags
+interleaved (text teacher; every GenEval tag appears). The export is a
+:class:`~softdimo.teachers.NativeTeacher` folder (MDM weights = the EMA when ``train.ema_decay``
+is set; floating weights in ``train.export_dtype``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import DataConfig, TrainConfig, to_dict, torch_dtype
+from ..data import build_dataset
+from ..errors import ConfigError
+from ..paths import project_root
+from ..pretrained import load_tensors, save_tensors
+from ..teachers.native import NativeTeacher, check_compatible, default_sampler
+from ..tokenizer import VQTokenizer
+from ..train import Context, Phase, Tick
+from .masking import MaskSchedule
+from .sampler import MaskGITSampler
+from .text import TextEncoder
+from .transformer import MaskedTransformer, MDMConfig
+
+CACHEABLE = ("mnist", "fashion", "world")
+SAMPLE_PROMPTS = 8  # held-out prompts in a text teacher's sample grid (two samples each)
+
+
+@dataclass
+class TeacherRunConfig:
+    """Config of `softdimo train-teacher` (see configs/mnist/teacher.yaml, configs/world/teacher.yaml)."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=5000, batch_size=128, lr=5e-4, warmup_steps=500, grad_clip=1.0, ema_decay=0.999,
+        checkpoint_every=1000, sample_every=1000, log_every=50))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: MDMConfig = field(default_factory=MDMConfig)  # defaults = the "small" preset (K 512, 7×7)
+    tokenizer: str = "checkpoints/tokenizer-mnist"  # tokenizer folder; relative: cwd, else the project root
+    schedule: MaskSchedule = field(default_factory=MaskSchedule)  # training mask-ratio schedule (arccos)
+    label_smoothing: float = 0.1  # label smoothing of the masked CE (METHOD.md §A.7)
+    sampler: MaskGITSampler = field(default_factory=default_sampler)  # sample grids; the export's default
+    max_train_images: int = 0  # train on the first N images of the split only (0 = all)
+    token_cache: bool = True  # cache the tokenized train split on disk (built-in datasets only)
+    tokenize_batch_size: int = 500  # images per tokenizer call at setup
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.max_train_images < 0 or self.tokenize_batch_size < 1:
+            raise ValueError("max_train_images must be ≥ 0 and tokenize_batch_size ≥ 1")
+
+
+def resolve_tokenizer(value: str) -> Path:
+    """A tokenizer folder: absolute, relative to the cwd, or relative to the project root."""
+    p = Path(value).expanduser()
+    candidates = [p] if p.is_absolute() else [p, project_root() / p]
+    for c in candidates:
+        if (c / "config.json").is_file():
+            return c
+    looked = " or ".join(str(c) for c in candidates)
+    raise ConfigError(f"tokenizer folder {value!r} not found (looked for config.json in {looked}). Train "
+                      f"one with `softdimo train-tokenizer --config configs/<data>/tokenizer.yaml` and set "
+                      f"tokenizer=<run dir>/final, or wait for the shipped checkpoints/tokenizer-*.")
+
+
+def token_cache_dir() -> Path:
+    """``$SOFTDIMO_CACHE/tokens`` if set, else ``~/.cache/softdimo/tokens``."""
+    env = os.environ.get("SOFTDIMO_CACHE")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "softdimo") / "tokens"
+
+
+def _cache_key(tokenizer_dir: Path, data: DataConfig, n: int) -> str:
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        h.update((tokenizer_dir / name).read_bytes())
+    ident = {"dataset": data.dataset, "split": "train", "n": n}
+    if data.dataset == "world":
+        ident.update(size_px=data.world_size_px, seed=data.world_seed, train_size=data.world_train_size)
+    h.update(json.dumps(ident, sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+@torch.no_grad()
+def tokenize_dataset(tokenizer: VQTokenizer, data, n: int, batch_size: int, device: torch.device,
+                     progress: bool = True) -> torch.Tensor:
+    """Token ids [n, L] (int16 when K ≤ 32767) of the first ``n`` images of ``data``."""
+    out = []
+    dtype = torch.int16 if tokenizer.num_tokens <= 32767 else torch.int32
+    # disable=None: a bar on terminals only (no wall of progress lines in logs)
+    for i in tqdm(range(0, n, batch_size), desc="tokenizing", disable=None if progress else True, leave=False):
+        x = data.images_uint8(list(range(i, min(n, i + batch_size)))).to(device).float() / 255.0
+        out.append(tokenizer.encode(x).reshape(x.shape[0], -1).to("cpu", dtype))
+    return torch.cat(out)
+
+
+class TeacherStage:
+    """Trains a class- or text-conditional :class:`MaskedTransformer` on frozen-tokenizer ids."""
+
+    def __init__(self, cfg: TeacherRunConfig):
+        self.cfg = cfg
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, ctx: Context) -> None:
+        self.ctx = ctx
+        cfg, m = self.cfg, self.cfg.model
+        if m.cond not in ("class", "text"):
+            raise ConfigError(f"train-teacher trains class- or text-conditional teachers; got "
+                              f"model.cond={m.cond!r}.")
+        self.tokenizer_dir = resolve_tokenizer(cfg.tokenizer)
+        tok = VQTokenizer.from_pretrained(self.tokenizer_dir).to(ctx.device)
+        self.tokenizer = tok.eval().requires_grad_(False)
+        self.model = MaskedTransformer(m).to(ctx.device)
+        check_compatible(self.model, tok, where=f"tokenizer={self.tokenizer_dir}")
+        data = build_dataset(cfg.data, "train")
+        tc = tok.config
+        if (data.channels, data.image_size) != (tc.in_channels, tc.image_size):
+            raise ConfigError(f"dataset '{data.name}' has {data.channels}-channel {data.image_size}px images "
+                              f"but the tokenizer {self.tokenizer_dir} reads {tc.in_channels}-channel "
+                              f"{tc.image_size}px images. Use the tokenizer trained on this data.")
+        if m.cond == "class" and (data.labels is None or data.num_classes != m.num_classes):
+            raise ConfigError(f"a class teacher needs labels in {m.num_classes} classes (model.num_classes), "
+                              f"but dataset '{data.name}' has {data.num_classes or 'no'} classes. Set "
+                              f"model.num_classes={data.num_classes} or use model.cond=text with the world data.")
+        if m.cond == "text" and not data.prompt(0):
+            raise ConfigError(f"a text teacher needs prompts, but dataset '{data.name}' has none; use "
+                              f"data.dataset=world (or model.cond=class).")
+        n = len(data) if cfg.max_train_images == 0 else min(cfg.max_train_images, len(data))
+        self.ids = self._token_ids(data, n)
+        # steps read prompts only: a fresh (lazy) dataset does not keep the rendered images in memory
+        self.data = build_dataset(cfg.data, "train") if m.cond == "text" else data
+        self.labels = data.labels[:n].clone() if m.cond == "class" else None  # type: ignore[index]
+        self.text_encoder = (TextEncoder(max_length=m.max_text_len, cache_size=16384, device=ctx.device)
+                             if m.cond == "text" else None)
+        self._fixed_condition()
+
+    def _token_ids(self, data, n: int) -> torch.Tensor:
+        cfg = self.cfg
+        main = self.ctx.accelerator.is_main_process
+        path = None
+        if cfg.token_cache and cfg.data.dataset in CACHEABLE:
+            path = token_cache_dir() / f"{_cache_key(self.tokenizer_dir, cfg.data, n)}.safetensors"
+            if path.is_file():
+                ids = load_tensors(path)["ids"]
+                if ids.shape == (n, self.model.seq_len):
+                    return ids
+        ids = tokenize_dataset(self.tokenizer, data, n, cfg.tokenize_batch_size, self.ctx.device, progress=main)
+        if path is not None and main:
+            save_tensors({"ids": ids}, path, metadata={"tokenizer": str(self.tokenizer_dir),
+                                                       "data": json.dumps(to_dict(cfg.data))})
+        return ids
+
+    def _fixed_condition(self) -> None:
+        """The labels or prompts of the sample grid (fixed for the whole run)."""
+        if self.cfg.model.cond == "class":
+            k = self.cfg.model.num_classes
+            self.sample_labels = list(range(k)) * 2
+            self.sample_prompts = None
+            self.grid_nrow = k
+        else:
+            from ..sample import heldout_prompts_interleaved
+
+            prompts = [m["prompt"] for m in heldout_prompts_interleaved()[:SAMPLE_PROMPTS]]  # all six tags
+            self.sample_labels = None
+            self.sample_prompts = prompts * 2
+            self.grid_nrow = SAMPLE_PROMPTS
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        idx = self.ctx.batch_indices(tick, len(self.ids))
+        dev = self.ctx.device
+        ids = self.ids[idx].to(dev).long()
+        if self.labels is not None:
+            cond = self.model.encode_condition(labels=self.labels[idx].to(dev))
+        else:
+            feats, pad, _ = self.text_encoder.encode([self.data.prompt(i) for i in idx])  # type: ignore[union-attr]
+            cond = self.model.encode_condition(text_features=feats, key_padding_mask=pad)
+        loss, logs = self.model.training_loss(ids, cond, schedule=self.cfg.schedule,
+                                              label_smoothing=self.cfg.label_smoothing, generator=self.ctx.generator)
+        logs.pop("loss", None)  # the loop logs the returned loss itself (a second "loss" would be summed in)
+        return loss, logs
+
+    # ------------------------------------------------------------------ loop protocol
+    def modules(self) -> dict[str, nn.Module]:
+        return {"mdm": self.model}
+
+    def phases(self) -> list[Phase]:
+        t = self.cfg.train
+        return [Phase("mdm", self.model, self.loss, lr=t.lr, betas=t.adam_betas, eps=t.adam_eps,
+                      weight_decay=t.weight_decay, grad_clip=t.grad_clip, warmup_steps=t.warmup_steps)]
+
+    def ema_modules(self) -> list[str]:
+        return ["mdm"]
+
+    def teacher(self, mdm: MaskedTransformer) -> NativeTeacher:
+        """``mdm`` bundled with this run's tokenizer (and text encoder) as a NativeTeacher."""
+        t = NativeTeacher(mdm, self.tokenizer, self.cfg.sampler)
+        t.train(mdm.training)
+        t._text_encoder = self.text_encoder
+        return t
+
+    @torch.no_grad()
+    def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:
+        teacher = self.teacher(models["mdm"])  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(0)
+        return teacher.sample(labels=self.sample_labels, prompts=self.sample_prompts, generator=g).cpu()
+
+    def export(self, path: Path, models: dict[str, nn.Module]) -> None:
+        self.teacher(models["mdm"]).save_pretrained(  # type: ignore[arg-type]
+            path, dtype=torch_dtype(self.cfg.train.export_dtype))
+
+
+def build(cfg: TeacherRunConfig) -> TeacherStage:
+    return TeacherStage(cfg)
+
+
+__all__ = ["TeacherRunConfig", "TeacherStage", "build", "resolve_tokenizer", "tokenize_dataset", "token_cache_dir"]

@@ -1,0 +1,17 @@
+"""Teachers: the Teacher protocol (DESIGN.md §3) and the native MDM + VQ teacher.
+
+* :mod:`.protocol`: :class:`Teacher`, the surface distillation code uses (embeddings in, logits
+  out; conditions; decode and the differentiable decode_soft);
+* :mod:`.native`: :class:`NativeTeacher`, our :class:`~softdimo.mdm.MaskedTransformer` with
+  our frozen :class:`~softdimo.tokenizer.VQTokenizer`, saved and loaded as one folder.
+
+Teachers are trained by ``softdimo train-teacher`` (:mod:`softdimo.mdm.train`) and sampled by
+``softdimo sample`` (:mod:`softdimo.sample`) and ``softdimo eval --model TEACHER_DIR``.
+"""
+from __future__ import annotations
+
+from .native import KIND, MANIFEST, NativeTeacher, check_compatible, default_sampler, read_manifest
+from .protocol import CondKind, Teacher
+
+__all__ = ["Teacher", "CondKind", "NativeTeacher", "KIND", "MANIFEST", "default_sampler", "check_compatible",
+           "read_manifest"]
