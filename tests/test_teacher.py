@@ -339,6 +339,10 @@ def test_eval_command_on_a_teacher(teacher28_dir, tmp_path, capsys):
     res = json.loads(out.read_text())["metrics"]
     assert 1.0 <= res["classifier_score"] <= 10.0 and res["n"] == 8
     assert res["source"].startswith("native-teacher:") and res["sampler"]["steps"] == 4
+    out2 = tmp_path / "r2.json"
+    assert main(args[:-3] + ["--json", str(out2), "--steps", "2", "--cfg", "1.0", "--no-progress"]) == 0
+    res2 = json.loads(out2.read_text())["metrics"]
+    assert res2["sampler"]["steps"] == 2 and res2["sampler"]["cfg_scale"] == 1.0
 
 
 @needs_classifier

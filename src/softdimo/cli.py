@@ -75,12 +75,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     data = DataConfig(dataset=args.data)
     started = now()
+    from .sample import SamplingOptions
+
+    sampling = SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
     out = evaluate(args.model, metrics, args.num, data, batch_size=args.batch_size, seed=args.seed,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress,
+                   sampling=None if sampling == SamplingOptions() else sampling)
     if args.json:
         write_results(args.json, f"eval:{out['source']}", out,
                       config={"model": args.model, "metrics": metrics, "num": args.num,
-                              "data": to_dict(data), "seed": args.seed},
+                              "data": to_dict(data), "seed": args.seed, "steps": args.steps,
+                              "cfg": args.cfg, "temperature": args.temperature},
                       started=started, seconds=out["seconds"])
     for k, v in out.items():
         print(f"{k:>18}: {v:.4f}" if isinstance(v, float) else f"{k:>18}: {v}")
@@ -121,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write a results JSON here")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="sampler steps of a generator model (default: its own)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale of a generator model")
+    p.add_argument("--temperature", type=float, help="token temperature of a generator model")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("sample", help="images from a teacher (--steps N) or a one-step generator")

@@ -324,6 +324,8 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
                     accelerator.backward(loss / cfg.grad_accum)
                     logs[f"{ph.name}/loss"] = logs.get(f"{ph.name}/loss", 0.0) + loss.item() / cfg.grad_accum
                     for k, v in extra.items():
+                        if k == "loss":  # already logged from the returned loss itself
+                            continue
                         logs[f"{ph.name}/{k}"] = logs.get(f"{ph.name}/{k}", 0.0) + float(v) / cfg.grad_accum
                 _reduce_grads(params, accelerator)
                 counters["nonfinite_grad"] += _sanitize_grads(params)
