@@ -17,12 +17,7 @@ from softdimo.paths import checkpoint_dir, config_path
 TINY = ClassifierConfig(channels=(4, 8), feature_dim=16, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,7 @@ from softdimo.eval.geneval import Detection, GenEvalScorer, evaluate_rules
 from softdimo.paths import checkpoint_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ TOK28 = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1,
 FAST = MaskGITSampler(steps=4, temperature=1.0, confidence_noise=1.0, cfg_scale=2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_teacher(tok_cfg: VQConfig = TOK8, seed: int = 0, **mdm) -> NativeTeacher:

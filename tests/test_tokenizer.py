@@ -15,13 +15,7 @@ from softdimo.tokenizer import VQ_PRESETS, EMAVectorQuantizer, VQConfig, VQToken
 TINY = VQ_PRESETS["tiny"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions are fastest on one thread (and OpenMP threads thrash on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n: int, cfg: VQConfig = TINY, seed: int = 0) -> torch.Tensor:

@@ -15,7 +15,7 @@ curves and quick comparisons, not as substitutes for the standard metrics:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -63,18 +63,24 @@ def _device(classifier: Any) -> torch.device:
 
 
 @torch.no_grad()
-def domain_features(images: torch.Tensor, classifier: Any, batch_size: int = 500) -> np.ndarray:
-    """Penultimate classifier features ``[N, D]`` (float64 numpy), in eval mode, batched."""
-    images = _check_images(images, classifier, "domain FID")
+def _map_batches(images: torch.Tensor, classifier: Any, batch_size: int, what: str,
+                 fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``fn`` over checked image batches with the classifier in eval mode, as float64 CPU rows."""
+    images = _check_images(images, classifier, what)
     was = classifier.training
     classifier.eval()
     try:
-        out = [classifier.features(x).double().cpu() for x in _batches(images, batch_size, _device(classifier))]
+        out = [fn(x).double().cpu() for x in _batches(images, batch_size, _device(classifier))]
     finally:
         classifier.train(was)
     if not out:
-        raise DataError("domain FID got no images.")
-    return torch.cat(out).numpy()
+        raise DataError(f"{what} got no images.")
+    return torch.cat(out)
+
+
+def domain_features(images: torch.Tensor, classifier: Any, batch_size: int = 500) -> np.ndarray:
+    """Penultimate classifier features ``[N, D]`` (float64 numpy), in eval mode, batched."""
+    return _map_batches(images, classifier, batch_size, "domain FID", classifier.features).numpy()
 
 
 def domain_stats(images: torch.Tensor, classifier: Any, batch_size: int = 500) -> FeatureStats:
@@ -97,20 +103,10 @@ def domain_fid(real_images: torch.Tensor | FeatureStats, fake_images: torch.Tens
     return max(frechet_distance(a.mu, a.sigma, b.mu, b.sigma), 0.0)
 
 
-@torch.no_grad()
 def classifier_probs(images: torch.Tensor, classifier: Any, batch_size: int = 500) -> torch.Tensor:
     """Softmax ``p(y|x)`` ``[N, classes]`` (float64), in eval mode, batched."""
-    images = _check_images(images, classifier, "classifier score")
-    was = classifier.training
-    classifier.eval()
-    try:
-        out = [torch.softmax(classifier(x).double(), dim=-1).cpu()
-               for x in _batches(images, batch_size, _device(classifier))]
-    finally:
-        classifier.train(was)
-    if not out:
-        raise DataError("classifier score got no images.")
-    return torch.cat(out)
+    return _map_batches(images, classifier, batch_size, "classifier score",
+                        lambda x: torch.softmax(classifier(x).double(), dim=-1))
 
 
 def classifier_score(images: torch.Tensor, classifier: Any, batch_size: int = 500) -> float:
