@@ -163,9 +163,7 @@ class ClassifierStage:
         return {"classifier": self.model}
 
     def phases(self) -> list[Phase]:
-        t = self.cfg.train
-        return [Phase("classifier", self.model, self.loss, lr=t.lr, betas=t.adam_betas, eps=t.adam_eps,
-                      weight_decay=t.weight_decay, grad_clip=t.grad_clip, warmup_steps=t.warmup_steps)]
+        return [Phase.from_train("classifier", self.model, self.loss, self.cfg.train)]
 
     def ema_modules(self) -> list[str]:
         return ["classifier"]

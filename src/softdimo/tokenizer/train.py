@@ -63,9 +63,7 @@ class TokenizerStage:
         return {"tokenizer": self.model}
 
     def phases(self) -> list[Phase]:
-        t = self.cfg.train
-        return [Phase("tokenizer", self.model, self.loss, lr=t.lr, betas=t.adam_betas, eps=t.adam_eps,
-                      weight_decay=t.weight_decay, grad_clip=t.grad_clip, warmup_steps=t.warmup_steps)]
+        return [Phase.from_train("tokenizer", self.model, self.loss, self.cfg.train)]
 
     def ema_modules(self) -> list[str]:
         return ["tokenizer"]
