@@ -107,7 +107,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softdimo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="softdimo",
+        description="One-step masked-diffusion image generators (Di[M]O) improved with soft embeddings.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, tc in TRAIN_COMMANDS.items():
         p = sub.add_parser(name, help=tc.help)
