@@ -43,7 +43,6 @@ class TrainConfig:
     checkpoints_total_limit: int = 2  # keep at most this many checkpoint-N/ folders
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard rows
     sample_every: int = 500  # steps between samples/step-N.png grids (0 = off)
-    num_workers: int = 0  # data-loading worker processes
     out_dir: str = "runs"  # run folders go to <out_dir>/<command>/<run_name>/
     run_name: str = ""  # defaults to the config file's stem
     device: Literal["auto", "cpu", "cuda"] = "auto"
