@@ -37,6 +37,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                                      "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
     "train-teacher": TrainCommand("softdimo.mdm.train", "TeacherRunConfig",
                                   "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
+    "distill": TrainCommand("softdimo.distill.train", "DistillRunConfig",
+                            "Di[M]O: distil a teacher into a one-step student (data-free)"),
 }
 
 
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("sample", help="images from a teacher (--steps N) or a one-step generator")
-    p.add_argument("--model", required=True, help="teacher folder (train-teacher's <run dir>/final)")
+    p.add_argument("--model", required=True, help="teacher or student folder (<run dir>/final of train-teacher or distill)")
     p.add_argument("--out", required=True, help="folder of PNGs (+ metadata.jsonl), or one grid if it ends in .png")
     p.add_argument("--steps", type=int, help="sampler steps N (default: the model's own, 16 for teachers)")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default: the model's own)")

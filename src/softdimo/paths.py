@@ -19,3 +19,12 @@ def checkpoint_dir(name: str) -> Path:
 def config_path(*parts: str) -> Path:
     """A preset under ``configs/``, e.g. ``config_path("mnist", "tokenizer.yaml")``."""
     return project_root() / "configs" / Path(*parts)
+
+
+def find_folder(value: str, marker: str) -> Path | None:
+    """``value`` as a folder holding ``marker``: absolute, else relative to the cwd, else to the project root."""
+    p = Path(value).expanduser()
+    for c in ([p] if p.is_absolute() else [p, project_root() / p]):
+        if (c / marker).is_file():
+            return c
+    return None

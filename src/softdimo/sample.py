@@ -1,4 +1,4 @@
-"""`softdimo sample`: images from a generator folder (a teacher today, a one-step student later).
+"""`softdimo sample`: images from a generator folder (an N-step teacher or a one-step student).
 
 A *generator folder* is recognised by its manifest (a JSON file named in :data:`MANIFEST_FILES`
 whose ``"kind"`` is a key of :data:`GENERATOR_KINDS`). Each kind registers a loader that returns
@@ -34,7 +34,7 @@ import torch
 
 from .errors import CheckpointError, DataError, SoftdimoError
 
-MANIFEST_FILES: list[str] = ["teacher.json"]  # manifests that mark a generator folder
+MANIFEST_FILES: list[str] = ["teacher.json", "student.json"]  # manifests that mark a generator folder
 DEFAULT_NUM = 16
 _OWN_FILE = re.compile(r"^\d{6}\.png$")
 
@@ -90,14 +90,53 @@ class TeacherGenerator:
         return {"sampler": "MaskGITSampler", **asdict(self.sampler(options))}
 
 
+class StudentGenerator:
+    """A one-step :class:`~softdimo.distill.OneStepStudent` as an :class:`ImageGenerator`.
+
+    One forward pass, no CFG: ``steps`` other than 1 and ``cfg_scale`` other than 1 are refused.
+    """
+
+    kind = "dimo-student"
+
+    def __init__(self, student: Any) -> None:
+        self.student = student
+        self.cond_kind = student.cond_kind
+        self.num_classes = student.num_classes
+
+    def sampler(self, options: SamplingOptions | None = None) -> Any:
+        o = options or SamplingOptions()
+        if o.steps not in (None, 1):
+            raise DataError(f"this is a one-step student: --steps must be 1 (or left out), got {o.steps}.")
+        if o.cfg_scale not in (None, 1.0):
+            raise DataError(f"a one-step student samples without classifier-free guidance; --cfg must be 1 "
+                            f"(or left out), got {o.cfg_scale}.")
+        return self.student.sampler_with(temperature=o.temperature)
+
+    def generate(self, labels: Sequence[int] | None = None, prompts: Sequence[str] | None = None,
+                 options: SamplingOptions | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.student.sample(labels=labels, prompts=prompts, sampler=self.sampler(options),
+                                   generator=generator)
+
+    def describe(self, options: SamplingOptions | None = None) -> dict[str, Any]:
+        return {"sampler": "OneStepSampler", "steps": 1, "cfg_scale": 1.0, **asdict(self.sampler(options))}
+
+
 def _load_native_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
     from .teachers import NativeTeacher
 
     return TeacherGenerator(NativeTeacher.from_pretrained(path, map_location=device))
 
 
-# manifest kind -> loader(path, device); a one-step student registers its kind here.
-GENERATOR_KINDS: dict[str, Callable[[Path, Any], ImageGenerator]] = {"native-teacher": _load_native_teacher}
+def _load_student(path: Path, device: str | torch.device) -> ImageGenerator:
+    from .distill import OneStepStudent
+
+    return StudentGenerator(OneStepStudent.from_pretrained(path, map_location=device))
+
+
+# manifest kind -> loader(path, device)
+GENERATOR_KINDS: dict[str, Callable[[Path, Any], ImageGenerator]] = {"native-teacher": _load_native_teacher,
+                                                                      "dimo-student": _load_student}
 
 
 def read_kind(path: str | Path) -> str | None:
@@ -344,7 +383,7 @@ def run_sample(req: SampleRequest, progress: bool = True) -> dict[str, Any]:
             "kind": gen.kind, **gen.describe(req.options)}
 
 
-__all__ = ["SamplingOptions", "ImageGenerator", "TeacherGenerator", "GENERATOR_KINDS", "MANIFEST_FILES",
+__all__ = ["SamplingOptions", "ImageGenerator", "TeacherGenerator", "StudentGenerator", "GENERATOR_KINDS", "MANIFEST_FILES",
            "read_kind", "load_generator", "Conditions", "conditions_for", "heldout_prompts_interleaved",
            "parse_labels", "read_prompts_file",
            "generate_images", "check_output", "write_outputs", "SampleRequest", "run_sample"]

@@ -10,8 +10,9 @@ Teachers are trained by ``softdimo train-teacher`` (:mod:`softdimo.mdm.train`) a
 """
 from __future__ import annotations
 
+from .bundle import MDMBundle
 from .native import KIND, MANIFEST, NativeTeacher, check_compatible, default_sampler, read_manifest
 from .protocol import CondKind, Teacher
 
-__all__ = ["Teacher", "CondKind", "NativeTeacher", "KIND", "MANIFEST", "default_sampler", "check_compatible",
+__all__ = ["Teacher", "CondKind", "MDMBundle", "NativeTeacher", "KIND", "MANIFEST", "default_sampler", "check_compatible",
            "read_manifest"]

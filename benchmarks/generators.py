@@ -1,0 +1,420 @@
+"""Generator benchmark: rows (a generator folder + sampler options) scored by one evaluator, timed side by side.
+
+    python benchmarks/generators.py --preset teacher_mnist --teacher checkpoints/teacher-mnist \
+        --num 2000 --json benchmarks/results/teacher_mnist.json
+    python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world \
+        --images-per-prompt 4 --json benchmarks/results/teacher_world.json
+
+Every row is scored with :func:`softdimo.eval.api.evaluate` (the ``softdimo eval`` code path: the
+generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
+
+``teacher_mnist``: FID and precision/recall (standard Inception, k = 3) of N generated images against
+MNIST test[:N]. First a CFG sweep at 16 steps (``--cfg-sweep``); the CFG of lowest FID is the best
+CFG, and the step sweep (``--steps``) runs at it (its 16-step row is the sweep's row, not run
+twice). Every FID is read against the real-vs-real floor FID(train[:N], test[:N]) at the same N:
+taken from ``benchmarks/results/eval_validation.json`` when it holds that N with the same evaluator,
+computed with ``evaluate("data:mnist:train", ...)`` otherwise (``floor.how`` says which). Target:
+FID at 16 steps ≤ 3 × floor.
+
+``teacher_world``: the GenEval-like score (overall = mean of the six per-tag accuracies) on the
+digit world's held-out prompts (``heldout_prompts_interleaved()``, 600 prompts, tags interleaved),
+``--images-per-prompt`` images of every prompt: N = prompts × images, and the evaluator cycles
+the prompt list round-robin, so prompt i gets images i, i + P, i + 2P, … (checked before running).
+Steps sweep (``--steps``) at the teacher's default CFG, and a CFG sweep at 16 steps.
+``--max-prompts P`` keeps the first P prompts (for quick checks only; the full set is the benchmark).
+
+Seconds per image: :func:`softdimo.eval.speed.measure_speed` times every row of a preset side by
+side (alternating order, one warm-up call, median of ``--speed-repeats``) at one batch size
+(``--speed-batch``), each sampler being ``load_generator(path).generate(labels=… | prompts=…,
+options=row options, generator=torch.Generator().manual_seed(0))`` on the device evaluate uses.
+Generation only: no Inception / scorer time (``eval_seconds`` of a row is evaluate's total).
+
+Adding a preset (e.g. teacher rows and one-step student folders): build a list of :class:`Row`,
+call :func:`run_rows` and :func:`time_rows` + :func:`add_speed`, and register the function and
+its defaults in :data:`PRESETS`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+from softdimo.config import DataConfig, to_dict
+from softdimo.eval import api
+from softdimo.eval.api import Batch, GeneratorSource, evaluate
+from softdimo.eval.speed import SpeedResult, measure_speed
+from softdimo.results import now, write_results
+from softdimo.sample import (ImageGenerator, SamplingOptions, conditions_for, heldout_prompts_interleaved,
+                             load_generator, read_kind)
+
+HERE = Path(__file__).resolve().parent
+FLOOR_JSON = HERE / "results" / "eval_validation.json"
+CFG_SWEEP_STEPS = 16  # the CFG sweeps run at the teachers' default step count
+SPEED_METHOD = ("softdimo.eval.speed.measure_speed: all rows side by side in one process, order rotated "
+                "every repeat, 1 warm-up call, median of the repeats; sampler = load_generator(path)"
+                ".generate(labels|prompts, options, generator=torch.Generator().manual_seed(0)); "
+                "generation only (no evaluator time)")
+GENEVAL_EVALUATOR = "softdimo GenEvalScorer (classifier-mnist, default ScorerConfig)"
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"  # what evaluate's generator sources use
+
+
+# ---------------------------------------------------------------------- rows
+@dataclass
+class Row:
+    """One evaluated configuration: a generator folder and its sampler options."""
+
+    label: str  # unique within a run (keys the speed results)
+    model: str  # generator folder (teacher or, later, one-step student)
+    options: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+def _check_labels(rows: Sequence[Row]) -> None:
+    labels = [r.label for r in rows]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise ValueError(f"row labels must be unique; repeated: {dup}")
+
+
+class _PromptListSource(GeneratorSource):
+    """A text generator drawing a fixed prompt list (cycled), not the whole held-out set."""
+
+    def __init__(self, path: Path, generator: Any, metadata: list[dict[str, Any]]):
+        super().__init__(path, generator)
+        self.metadata = metadata
+        self.name += f"[first {len(metadata)} held-out prompts]"
+
+    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+        conds = conditions_for(self.gen, num, prompts=[m["prompt"] for m in self.metadata], metadata=self.metadata)
+        g = torch.Generator().manual_seed(seed)
+        for i in range(0, num, batch_size):
+            c = conds.slice(i, min(num, i + batch_size))
+            x = self.gen.generate(labels=c.labels, prompts=c.prompts, options=self.sampling, generator=g)
+            yield Batch(x.float().cpu(), c.metadata)
+
+
+@contextlib.contextmanager
+def _prompt_list(metadata: list[dict[str, Any]] | None) -> Iterator[None]:
+    """While active, text generator folders opened by ``evaluate`` draw ``metadata``'s prompts."""
+    if metadata is None:
+        yield
+        return
+
+    def loader(path: Path, data: DataConfig) -> api.ImageSource | None:
+        if read_kind(path) is None:
+            return None
+        gen = load_generator(path, _device())
+        return _PromptListSource(path, gen, metadata) if gen.cond_kind == "text" else GeneratorSource(path, gen)
+
+    api.GENERATOR_LOADERS.insert(0, loader)
+    try:
+        yield
+    finally:
+        api.GENERATOR_LOADERS.remove(loader)
+
+
+def run_rows(rows: list[Row], metrics: Sequence[str], num: int, data: DataConfig, seed: int,
+             progress: bool = True, prompts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``evaluate`` every row (same metrics, N, data and seed); one result dict per row.
+
+    A result is evaluate's output (``source``, ``n``, ``reference``, ``sampler``, ``evaluator``,
+    the metrics) plus ``label``, ``model``, ``options`` and ``eval_seconds`` (evaluate's wall time:
+    sampling + evaluator). ``prompts``: GenEval metadata list text generators draw instead of the
+    whole held-out set (cycled).
+    """
+    _check_labels(rows)
+    out = []
+    for k, row in enumerate(rows, 1):
+        with _prompt_list(prompts):
+            res = evaluate(row.model, list(metrics), num, data, seed=seed, progress=progress, sampling=row.options)
+        res["eval_seconds"] = res.pop("seconds")
+        out.append({"label": row.label, "model": row.model, "options": dataclasses.asdict(row.options), **res})
+        shown = {m: round(res[m], 4) for m in ("fid", "precision", "recall", "geneval") if m in res}
+        print(f"[{k}/{len(rows)}] {row.label}: {shown} ({res['eval_seconds']:.0f}s)", flush=True)
+    return out
+
+
+def time_rows(rows: list[Row], batch_size: int, repeats: int = 3,
+              prompts: list[dict[str, Any]] | None = None) -> dict[str, SpeedResult]:
+    """Seconds per image of every row, timed side by side with ``measure_speed`` (label → result)."""
+    _check_labels(rows)
+    device = _device()
+    gens: dict[str, ImageGenerator] = {}
+    samplers: dict[str, Callable[[int], Any]] = {}
+    for row in rows:
+        if row.model not in gens:
+            gens[row.model] = load_generator(row.model, device)
+        gen = gens[row.model]
+        if gen.cond_kind == "text" and prompts is not None:
+            conds = conditions_for(gen, batch_size, prompts=[m["prompt"] for m in prompts], metadata=prompts)
+        else:
+            conds = conditions_for(gen, batch_size)
+
+        def sampler(bs: int, gen: ImageGenerator = gen, conds: Any = conds, opt: SamplingOptions = row.options) -> Any:
+            c = conds.slice(0, bs)
+            return gen.generate(labels=c.labels, prompts=c.prompts, options=opt,
+                                generator=torch.Generator().manual_seed(0))
+
+        samplers[row.label] = sampler
+    results = measure_speed(samplers, [batch_size], repeats=repeats, warmup=1, device=device)
+    return {r.name: r for r in results}
+
+
+def add_speed(results: list[dict[str, Any]], speeds: dict[str, SpeedResult]) -> str:
+    """Put seconds/image (and the ratio to the fastest row) into the row results; returns the fastest label."""
+    fastest = min(speeds.values(), key=lambda s: s.seconds_per_image)
+    for r in results:
+        s = speeds[r["label"]]
+        r.update({"seconds_per_image": s.seconds_per_image, "images_per_second": s.images_per_second,
+                  "time_over_fastest": s.seconds_per_image / fastest.seconds_per_image,
+                  "peak_memory_mb": s.peak_memory_mb})
+    return fastest.name
+
+
+def _speed_info(args: argparse.Namespace, fastest: str) -> dict[str, Any]:
+    return {"method": SPEED_METHOD, "batch_size": args.speed_batch, "repeats": args.speed_repeats, "warmup": 1,
+            "device": _device(), "fastest": fastest}
+
+
+def _evaluators(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluator ids the results name (one per kind; a mismatch between rows is an error)."""
+    out: dict[str, Any] = {}
+    for key in ("evaluator", "domain_evaluator"):
+        ids = {r[key] for r in results if key in r}
+        if len(ids) > 1:
+            raise RuntimeError(f"rows were scored by different evaluators ({key}): {sorted(ids)}")
+        if ids:
+            out["fid_pr" if key == "evaluator" else "domain"] = ids.pop()
+    if any("geneval" in r for r in results):
+        out["geneval"] = GENEVAL_EVALUATOR
+    return out
+
+
+def _by(results: list[dict[str, Any]], labels: list[str]) -> list[dict[str, Any]]:
+    index = {r["label"]: r for r in results}
+    return [index[x] for x in labels]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _key(x: float) -> str:
+    return f"{x:g}"
+
+
+# ---------------------------------------------------------------------- floor
+def mnist_floor(num: int, evaluator: str, seed: int, progress: bool) -> dict[str, Any]:
+    """FID / precision / recall of MNIST train[:N] vs test[:N]: from eval_validation.json, else computed."""
+    rel = FLOOR_JSON.relative_to(HERE.parent)
+    reason = f"{rel} does not exist"
+    if FLOOR_JSON.is_file():
+        doc = json.loads(FLOOR_JSON.read_text())
+        m = doc.get("metrics", {})
+        floors = m.get("floors_mnist_train_vs_test", {})
+        if str(num) not in floors:
+            reason = f"{rel} has floors for N = {', '.join(floors)} only"
+        elif m.get("evaluator") != evaluator:
+            reason = f"{rel} used evaluator {m.get('evaluator')!r}, not {evaluator!r}"
+        else:
+            f = floors[str(num)]
+            return {"n": num, "fid": f["fid"], "precision": f["precision"], "recall": f["recall"],
+                    "evaluator": evaluator, "how": "read",
+                    "source": f"{rel}: metrics.floors_mnist_train_vs_test['{num}'] (commit {doc.get('commit')})"}
+    print(f"floor: {reason}; computing FID(train[:{num}], test[:{num}])", flush=True)
+    out = evaluate("data:mnist:train", ["fid", "pr"], num, DataConfig(dataset="mnist"), seed=seed, progress=progress)
+    if out["evaluator"] != evaluator:
+        raise RuntimeError(f"floor evaluator {out['evaluator']!r} differs from the rows' {evaluator!r}")
+    return {"n": num, "fid": out["fid"], "precision": out["precision"], "recall": out["recall"],
+            "evaluator": evaluator, "how": "computed",
+            "source": f"evaluate('data:mnist:train', ['fid', 'pr'], {num}) ({reason})"}
+
+
+# ---------------------------------------------------------------------- presets
+def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = DataConfig(dataset="mnist")
+    teacher = str(args.teacher)
+    gen = load_generator(teacher, _device())
+    if gen.cond_kind != "class":
+        raise SystemExit(f"{teacher} is a {gen.cond_kind}-conditional generator; teacher_mnist needs a class teacher.")
+    default_sampler = gen.describe(None)
+    del gen
+    label = lambda n, w: f"N={n} cfg={w:g}"  # noqa: E731
+    sweep = [Row(label(CFG_SWEEP_STEPS, w), teacher, SamplingOptions(steps=CFG_SWEEP_STEPS, cfg_scale=w))
+             for w in args.cfg_sweep]
+    results = run_rows(sweep, ["fid", "pr"], args.num, data, args.seed, args.progress)
+    best = min(zip(args.cfg_sweep, results), key=lambda t: t[1]["fid"])[0]
+    done = {r.label for r in sweep}
+    steps_rows = [Row(label(n, best), teacher, SamplingOptions(steps=n, cfg_scale=best)) for n in args.steps]
+    results += run_rows([r for r in steps_rows if r.label not in done], ["fid", "pr"], args.num, data,
+                        args.seed, args.progress)
+    rows = sweep + [r for r in steps_rows if r.label not in done]
+    evaluators = _evaluators(results)
+    floor = mnist_floor(args.num, evaluators["fid_pr"], args.seed, args.progress)
+    for r in results:
+        r["fid_over_floor"] = r["fid"] / floor["fid"]
+    fastest = add_speed(results, time_rows(rows, args.speed_batch, args.speed_repeats))
+
+    sw, st = _by(results, [r.label for r in sweep]), _by(results, [r.label for r in steps_rows])
+    fid_n = {n: r["fid"] for n, r in zip(args.steps, st)}
+    fid16 = next(r["fid"] for w, r in zip(args.cfg_sweep, sw) if w == best)
+    metrics = {
+        "preset": "teacher_mnist", "n": args.num, "evaluator": evaluators["fid_pr"], "floor": floor,
+        "best_cfg": best,
+        "target_fid16_within_3x_floor": {"pass": fid16 <= 3 * floor["fid"], "fid_16step": fid16,
+                                         "floor_fid": floor["fid"], "threshold": 3 * floor["fid"],
+                                         "cfg_scale": best},
+        "fid_1step_over_16step": _ratio(fid_n.get(1), fid16),
+        "fid_2step_over_16step": _ratio(fid_n.get(2), fid16),
+        "cfg_sweep": {"steps": CFG_SWEEP_STEPS, "rows": [r["label"] for r in sw],
+                      "fid_by_cfg": {_key(w): r["fid"] for w, r in zip(args.cfg_sweep, sw)},
+                      "fid_over_floor_by_cfg": {_key(w): r["fid_over_floor"] for w, r in zip(args.cfg_sweep, sw)},
+                      "precision_by_cfg": {_key(w): r["precision"] for w, r in zip(args.cfg_sweep, sw)},
+                      "recall_by_cfg": {_key(w): r["recall"] for w, r in zip(args.cfg_sweep, sw)}},
+        "steps_sweep": {"cfg_scale": best, "rows": [r["label"] for r in st],
+                        "fid_by_steps": {str(n): r["fid"] for n, r in zip(args.steps, st)},
+                        "fid_over_floor_by_steps": {str(n): r["fid_over_floor"] for n, r in zip(args.steps, st)},
+                        "precision_by_steps": {str(n): r["precision"] for n, r in zip(args.steps, st)},
+                        "recall_by_steps": {str(n): r["recall"] for n, r in zip(args.steps, st)},
+                        "seconds_per_image_by_steps": {str(n): r["seconds_per_image"] for n, r in zip(args.steps, st)}},
+        "speed": _speed_info(args, fastest),
+        "rows": results,
+    }
+    config = {"preset": "teacher_mnist", "teacher": teacher, "n": args.num, "seed": args.seed,
+              "metrics": ["fid", "pr"], "data": to_dict(data), "cfg_sweep": args.cfg_sweep,
+              "cfg_sweep_steps": CFG_SWEEP_STEPS, "steps": args.steps, "evaluators": evaluators,
+              "teacher_default_sampler": default_sampler, "speed_batch": args.speed_batch,
+              "speed_repeats": args.speed_repeats, "torch_threads": torch.get_num_threads(), "device": _device()}
+    return metrics, config
+
+
+def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = DataConfig(dataset="world")
+    teacher = str(args.teacher)
+    gen = load_generator(teacher, _device())
+    if gen.cond_kind != "text":
+        raise SystemExit(f"{teacher} is a {gen.cond_kind}-conditional generator; teacher_world needs a text teacher.")
+    default_sampler = gen.describe(None)
+    default_cfg = float(default_sampler["cfg_scale"])
+    heldout = heldout_prompts_interleaved()
+    n_prompts = len(heldout) if args.max_prompts is None else min(args.max_prompts, len(heldout))
+    subset = None if n_prompts == len(heldout) else heldout[:n_prompts]
+    prompts = heldout[:n_prompts]
+    k = args.images_per_prompt
+    num = n_prompts * k
+    # every prompt gets exactly k images: evaluate's conditions, image i ↔ prompt i mod P
+    conds = conditions_for(gen, num) if subset is None else \
+        conditions_for(gen, num, prompts=[m["prompt"] for m in subset], metadata=subset)
+    if len(conds) != num or conds.distinct != n_prompts or \
+            any(conds.metadata[i] != prompts[i % n_prompts] for i in range(num)):
+        raise RuntimeError("evaluate's prompt cycling no longer gives image i the prompt i mod P; "
+                           "every prompt would not get exactly --images-per-prompt images.")
+    del gen, conds
+    per_tag: dict[str, int] = {}
+    for m in prompts:
+        per_tag[m["tag"]] = per_tag.get(m["tag"], 0) + 1
+
+    label = lambda n, w: f"N={n} cfg={w:g}"  # noqa: E731
+    steps_rows = [Row(label(n, default_cfg), teacher, SamplingOptions(steps=n, cfg_scale=default_cfg))
+                  for n in args.steps]
+    sweep = [Row(label(CFG_SWEEP_STEPS, w), teacher, SamplingOptions(steps=CFG_SWEEP_STEPS, cfg_scale=w))
+             for w in args.cfg_sweep]
+    seen: set[str] = set()
+    rows = [r for r in steps_rows + sweep if not (r.label in seen or seen.add(r.label))]
+    results = run_rows(rows, ["geneval"], num, data, args.seed, args.progress, prompts=subset)
+    fastest = add_speed(results, time_rows(rows, args.speed_batch, args.speed_repeats, prompts=subset))
+
+    st, sw = _by(results, [r.label for r in steps_rows]), _by(results, [r.label for r in sweep])
+    best = max(zip(args.cfg_sweep, sw), key=lambda t: t[1]["geneval"])[0] if sw else None
+    metrics = {
+        "preset": "teacher_world", "n": num, "num_prompts": n_prompts, "images_per_prompt": k,
+        "prompts_per_tag": per_tag, "evaluator": GENEVAL_EVALUATOR, "default_cfg": default_cfg,
+        "steps_sweep": {"cfg_scale": default_cfg, "rows": [r["label"] for r in st],
+                        "geneval_by_steps": {str(n): r["geneval"] for n, r in zip(args.steps, st)},
+                        "geneval_per_tag_by_steps": {str(n): r["geneval_per_tag"] for n, r in zip(args.steps, st)},
+                        "seconds_per_image_by_steps": {str(n): r["seconds_per_image"] for n, r in zip(args.steps, st)}},
+        "cfg_sweep": {"steps": CFG_SWEEP_STEPS, "rows": [r["label"] for r in sw],
+                      "geneval_by_cfg": {_key(w): r["geneval"] for w, r in zip(args.cfg_sweep, sw)},
+                      "geneval_per_tag_by_cfg": {_key(w): r["geneval_per_tag"] for w, r in zip(args.cfg_sweep, sw)}},
+        "best_cfg_by_geneval": best,
+        "speed": _speed_info(args, fastest),
+        "rows": results,
+    }
+    config = {"preset": "teacher_world", "teacher": teacher, "n": num, "seed": args.seed, "metrics": ["geneval"],
+              "data": to_dict(data), "prompts": (f"heldout_prompts_interleaved()[:{n_prompts}]" if subset else
+                                                 "heldout_prompts_interleaved() (all)"),
+              "num_prompts": n_prompts, "images_per_prompt": k, "steps": args.steps, "cfg_sweep": args.cfg_sweep,
+              "cfg_sweep_steps": CFG_SWEEP_STEPS, "evaluators": {"geneval": GENEVAL_EVALUATOR},
+              "teacher_default_sampler": default_sampler, "speed_batch": args.speed_batch,
+              "speed_repeats": args.speed_repeats, "torch_threads": torch.get_num_threads(), "device": _device()}
+    return metrics, config
+
+
+# preset -> (function, defaults for the options left unset on the command line)
+PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict[str, Any]]] = {
+    "teacher_mnist": (teacher_mnist, {"teacher": "checkpoints/teacher-mnist",
+                                      "json": "benchmarks/results/teacher_mnist.json", "num": 2000,
+                                      "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0, 3.0]}),
+    "teacher_world": (teacher_world, {"teacher": "checkpoints/teacher-world",
+                                      "json": "benchmarks/results/teacher_world.json",
+                                      "steps": [4, 8, 16, 32], "cfg_sweep": [1.0, 2.0, 3.0]}),
+}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", choices=list(PRESETS), required=True)
+    ap.add_argument("--teacher", help="teacher folder (default: checkpoints/teacher-mnist or -world)")
+    ap.add_argument("--json", help="results file (default: benchmarks/results/<preset>.json)")
+    ap.add_argument("--num", type=int, help="teacher_mnist: images per row, N (default 2000)")
+    ap.add_argument("--steps", type=_ints, help="comma-separated step counts (default 1,2,4,8,16,32 / 4,8,16,32)")
+    ap.add_argument("--cfg-sweep", type=_floats, help="CFG scales at 16 steps (default 1,1.5,2,3 / 1,2,3)")
+    ap.add_argument("--images-per-prompt", type=int, default=4, help="teacher_world: images of every prompt")
+    ap.add_argument("--max-prompts", type=int, help="teacher_world: first P held-out prompts only (quick checks)")
+    ap.add_argument("--speed-batch", type=int, default=64)
+    ap.add_argument("--speed-repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    args = ap.parse_args()
+    fn, defaults = PRESETS[args.preset]
+    if args.preset != "teacher_mnist" and args.num is not None:
+        ap.error("--num is for teacher_mnist; teacher_world uses N = prompts × --images-per-prompt.")
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.num is not None and args.num < 2:
+        ap.error("--num must be at least 2.")
+    if args.images_per_prompt < 1 or (args.max_prompts is not None and args.max_prompts < 1):
+        ap.error("--images-per-prompt and --max-prompts must be at least 1.")
+    if not args.steps or min(args.steps) < 1 or not args.cfg_sweep:
+        ap.error("--steps needs step counts ≥ 1 and --cfg-sweep at least one scale.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started, t0 = now(), time.time()
+    metrics, config = fn(args)
+    write_results(args.json, args.preset, metrics, config=config, started=started, seconds=time.time() - t0)
+    summary = {k: v for k, v in metrics.items() if k not in ("rows", "speed", "floor")}
+    print(json.dumps(summary, indent=1, default=str))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

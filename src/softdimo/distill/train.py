@@ -1,0 +1,316 @@
+"""`softdimo distill`: Di[M]O one-step distillation as a stage of the shared training loop (METHOD.md §A).
+
+Models (§A.1): the teacher φ is loaded from a teacher folder and frozen; the student θ and the
+auxiliary ψ are deep copies of φ's MDM, with their embedding layers (token table, positional
+embeddings, tied head bias) frozen unless ``dimo.freeze_embeddings=false``.
+
+Two phases per step, each on its own fresh batch of conditions (labels or prompts only; **no
+image is read**, §A.1 "data-free"):
+
+* **generator** (Adam, warm-up, grad clip, EMA): x_init (§A.3) → z = θ(√(1−σ²)·e + σ·ε, c) →
+  x ~ Cat(softmax(z)) without gradient → exact-count re-masking with the teacher's schedule (§A.5)
+  → teacher logits with CFG (scale ``teacher_cfg``, null condition) and ψ's conditional logits,
+  both without gradient → Jeffreys gradient g(β) at the masked positions (§A.6) → surrogate
+  loss 0.5·‖z − sg(z − g)‖² / B. Samples whose teacher or ψ outputs are not finite are dropped
+  (counted as ``dropped_samples``); the loop zeroes non-finite parameter gradients.
+* **auxiliary** (``aux_updates`` rounds per step, no clipping by default, §A.7): a fresh batch,
+  a no-grad student draw x, an independent re-masking, and the label-smoothed CE of ψ(x_t, c)
+  against x on the masked positions (no CFG dropout).
+
+Logged every ``train.log_every`` steps: ``generator/loss``, ``generator/g_abs`` (mean |g| over
+masked positions and vocabulary), ``generator/fkl`` (KL(p_φ‖p_ψ) per masked position),
+``generator/entropy`` and ``generator/p_max`` (of the student's softmax(z)), ``generator/sigma``,
+``generator/dropped_samples``, ``aux/loss``, ``aux/acc``. Sample grids use the EMA student with
+fixed seeds. The export is a :class:`~softdimo.distill.OneStepStudent` folder whose default
+sampler carries the training r_init and σ and ``sample_temperature``.
+
+Documented choices where the sources are silent: ``r_init_range`` draws r per *sample* (the code
+draws per step); the σ warm-up ramps from 0 to ``sigma`` (linear or cosine); the student and ψ run
+in train mode (dropout active, as in the released code) and the teacher in eval mode
+(``teacher_dropout=true`` reproduces the MaskGit code's artefact).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..config import DataConfig, TrainConfig, torch_dtype
+from ..errors import ConfigError
+from ..mdm.masking import MaskSchedule, exact_count_mask, masked_ce_loss
+from ..mdm.sampler import MaskGITSampler
+from ..paths import find_folder
+from ..teachers import NativeTeacher
+from ..train import Context, Phase, Tick
+from .dimo import (Weighting, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
+                   sample_weights, surrogate_loss)
+from .student import OneStepSampler, OneStepStudent
+
+SAMPLE_PROMPTS = 8  # held-out prompts in a text student's sample grid (two samples each)
+
+
+@dataclass
+class DiMOConfig:
+    """The knobs of METHOD.md §A (defaults: the released MaskGit configuration, §C)."""
+
+    r_init: float = 0.6  # fraction of mask tokens in x_init (§A.3)
+    r_init_range: tuple[float, float] | None = None  # draw r ~ U(a, b) per sample instead of r_init
+    sigma: float = 0.1  # variance-preserving embedding noise σ of the student's input (§A.3)
+    sigma_warmup_steps: int = 0  # ramp σ from 0 to ``sigma`` over this many steps (0 = fixed σ)
+    sigma_warmup: Literal["linear", "cos"] = "linear"  # shape of the σ ramp
+    remask: MaskSchedule = field(default_factory=MaskSchedule)  # re-masking schedule (§A.5): the teacher's
+    beta: float = 0.0  # generalised Jeffreys β: 0 = forward KL (code), 1 = reverse KL; paper's best −0.2
+    teacher_cfg: float = 2.0  # CFG scale w of the teacher's logits (MaskGit: 2.0; Meissonic: 4.0)
+    length_norm: bool = False  # the paper's 1/L_M averaging over masked positions (code: off)
+    weighting: Weighting = "none"  # "dmd": the paper's w = 1/|p_ψ − p_φ| normaliser (code: off)
+    train_temperature: float = 1.0  # τ of the student's token draw during training (§A.4)
+    aux_label_smoothing: float = 0.1  # label smoothing of ψ's CE (§A.7)
+    aux_updates: int = 1  # ψ updates per generator step (§A.7: 1; TTUR did not help)
+    aux_lr: float | None = None  # ψ's learning rate (None = train.lr)
+    aux_grad_clip: float | None = None  # ψ's gradient clipping (code: none)
+    freeze_embeddings: bool = True  # freeze token table, positions, tied head bias in θ and ψ (§A.1)
+    dropout: bool = True  # θ and ψ in train mode (dropout on) during distillation, as in the code
+    teacher_dropout: bool = False  # the MaskGit code's artefact: teacher left in train mode
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.r_init <= 1.0:
+            raise ValueError(f"r_init must be in [0, 1], got {self.r_init}")
+        if self.r_init_range is not None:
+            a, b = self.r_init_range
+            if not 0.0 <= a <= b <= 1.0:
+                raise ValueError(f"r_init_range must satisfy 0 ≤ a ≤ b ≤ 1, got {self.r_init_range}")
+        if not 0.0 <= self.sigma <= 1.0:
+            raise ValueError(f"sigma must be in [0, 1], got {self.sigma}")
+        if self.sigma_warmup_steps < 0 or self.aux_updates < 1:
+            raise ValueError("sigma_warmup_steps must be ≥ 0 and aux_updates ≥ 1")
+        if self.teacher_cfg < 0 or self.train_temperature <= 0:
+            raise ValueError("teacher_cfg must be ≥ 0 and train_temperature > 0")
+        if not 0.0 <= self.aux_label_smoothing < 1.0:
+            raise ValueError(f"aux_label_smoothing must be in [0, 1), got {self.aux_label_smoothing}")
+
+    def sigma_at(self, step: int) -> float:
+        """σ at optimiser step ``step`` (the warm-up ramp, then constant)."""
+        if self.sigma_warmup_steps == 0 or step >= self.sigma_warmup_steps:
+            return self.sigma
+        frac = step / self.sigma_warmup_steps
+        if self.sigma_warmup == "cos":
+            frac = 0.5 * (1.0 - math.cos(math.pi * frac))
+        return self.sigma * frac
+
+    def inference_r_init(self) -> float:
+        """r_init of the exported sampler: the fixed value, or the middle of the range."""
+        return self.r_init if self.r_init_range is None else 0.5 * sum(self.r_init_range)
+
+
+@dataclass
+class DistillRunConfig:
+    """Config of `softdimo distill` (see configs/mnist/dimo.yaml, configs/world/dimo.yaml)."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=2000, batch_size=64, lr=1e-5, warmup_steps=100, grad_clip=1.0, ema_decay=0.9999,
+        checkpoint_every=500, sample_every=500, log_every=10))
+    teacher: str = "checkpoints/teacher-mnist"  # teacher folder; relative: cwd, else the project root
+    dimo: DiMOConfig = field(default_factory=DiMOConfig)
+    prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
+    prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
+    sample_temperature: float = 1.0  # default τ of the exported student's sampler (§A.9)
+
+    def __post_init__(self) -> None:
+        if self.sample_temperature < 0:
+            raise ValueError(f"sample_temperature must be ≥ 0, got {self.sample_temperature}")
+
+
+def resolve_teacher(value: str) -> Path:
+    """A teacher folder (with ``teacher.json``): absolute, relative to the cwd, or to the project root."""
+    found = find_folder(value, "teacher.json")
+    if found is None:
+        raise ConfigError(f"teacher folder {value!r} not found (no teacher.json there, nor under the project "
+                          f"root). Train one with `softdimo train-teacher --config configs/mnist/teacher.yaml` "
+                          f"and set teacher=<run dir>/final, or use a shipped checkpoints/teacher-*.")
+    return found
+
+
+def freeze_embeddings(mdm: nn.Module) -> None:
+    for p in mdm.embedding_parameters():  # type: ignore[operator]
+        p.requires_grad_(False)
+
+
+class DistillStage:
+    """Di[M]O: trains the student θ (and the auxiliary ψ) against the frozen teacher φ."""
+
+    def __init__(self, cfg: DistillRunConfig):
+        self.cfg = cfg
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, ctx: Context) -> None:
+        self.ctx = ctx
+        cfg, d = self.cfg, self.cfg.dimo
+        self.teacher_dir = resolve_teacher(cfg.teacher)
+        teacher = NativeTeacher.from_pretrained(self.teacher_dir, map_location=ctx.device)
+        self.teacher = teacher.requires_grad_(False).train(d.teacher_dropout)
+        self.student = copy.deepcopy(teacher.mdm).requires_grad_(True)
+        self.aux = copy.deepcopy(teacher.mdm).requires_grad_(True)
+        if d.freeze_embeddings:
+            freeze_embeddings(self.student)
+            freeze_embeddings(self.aux)
+        self.student.train(d.dropout)
+        self.aux.train(d.dropout)
+        self.length = teacher.grid[0] * teacher.grid[1]
+        self.prompts: list[str] | None = None
+        self.prompt_source = None
+        if teacher.cond_kind == "text":
+            if cfg.prompts_file:
+                from ..sample import read_prompts_file
+
+                self.prompts, _ = read_prompts_file(cfg.prompts_file)
+            else:  # captions only: WorldDataset.prompt renders nothing
+                from ..data import build_dataset
+
+                if cfg.prompt_data.dataset != "world":
+                    raise ConfigError("prompt_data must be the world dataset (its captions), or set prompts_file.")
+                self.prompt_source = build_dataset(cfg.prompt_data, "train")
+        self._fixed_condition()
+
+    def _fixed_condition(self) -> None:
+        if self.teacher.cond_kind == "class":
+            k = self.teacher.num_classes
+            self.sample_labels, self.sample_prompts, self.grid_nrow = list(range(k)) * 2, None, k
+        else:
+            from ..sample import heldout_prompts_interleaved
+
+            prompts = [m["prompt"] for m in heldout_prompts_interleaved()[:SAMPLE_PROMPTS]]
+            self.sample_labels, self.sample_prompts, self.grid_nrow = None, prompts * 2, SAMPLE_PROMPTS
+
+    # ------------------------------------------------------------------ draws
+    def draw_condition(self, batch: int):
+        """Random labels ~ U{0..K−1}, or random prompts (data-free: no image is read)."""
+        g = self.ctx.generator
+        if self.teacher.cond_kind == "class":
+            labels = torch.randint(0, self.teacher.num_classes, (batch,), generator=g)
+            return self.teacher.encode_condition(labels=labels.to(self.ctx.device))
+        n = len(self.prompts) if self.prompts is not None else len(self.prompt_source)  # type: ignore[arg-type]
+        idx = torch.randint(0, n, (batch,), generator=g).tolist()
+        prompts = ([self.prompts[i] for i in idx] if self.prompts is not None
+                   else [self.prompt_source.prompt(i) for i in idx])  # type: ignore[union-attr]
+        return self.teacher.encode_condition(prompts=prompts)
+
+    def student_logits(self, batch: int, step: int, cond) -> torch.Tensor:
+        """z = θ(noised embed(x_init), c), [B, L, K]."""
+        d, t, g = self.cfg.dimo, self.teacher, self.ctx.generator
+        r = d.r_init
+        if d.r_init_range is not None:
+            a, b = d.r_init_range
+            r = a + (b - a) * torch.rand(batch, generator=g)
+        ids = hybrid_init(batch, self.length, t.num_tokens, t.mask_id, r, generator=g, device=self.ctx.device)
+        e = noise_embeddings(self.student.embed(ids), d.sigma_at(step), generator=g)
+        return self.student(e, cond)[..., : t.num_tokens]
+
+    def remask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x̃_t and its mask: exactly max(1, round(r·L)) positions, r from the re-mask schedule (§A.5)."""
+        g, b = self.ctx.generator, x.shape[0]
+        r = self.cfg.dimo.remask.sample(b, generator=g)
+        mask = exact_count_mask(b, self.length, r, generator=g).to(x.device)
+        return torch.where(mask, torch.full_like(x, self.teacher.mask_id), x), mask
+
+    # ------------------------------------------------------------------ losses
+    def generator_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        d, b = self.cfg.dimo, self.ctx.micro_batch_size
+        cond = self.draw_condition(b)
+        z = self.student_logits(b, tick.step, cond)
+        with torch.no_grad():
+            x = sample_tokens(z, d.train_temperature, self.ctx.generator)
+            x_t, mask = self.remask(x)
+            k = self.teacher.num_tokens
+            z_t = MaskGITSampler.guided_logits(self.teacher, x_t, cond, self.teacher.null_condition(b),
+                                               d.teacher_cfg)[..., :k].float()
+            z_a = self.aux(self.aux.embed(x_t), cond)[..., :k].float()
+            ok = finite_rows(z_t, z_a)
+            z_t, z_a = torch.nan_to_num(z_t), torch.nan_to_num(z_a)
+            g = jeffreys_gradient(z_t, z_a, d.beta) * mask[..., None]
+            w = sample_weights(z_t, z_a, mask, d.length_norm, d.weighting) * ok
+            g = torch.nan_to_num(g * w[:, None, None])
+            logs = self._generator_logs(z, z_t, z_a, g, mask, ok)
+            logs["sigma"] = d.sigma_at(tick.step)
+        return surrogate_loss(z, g), logs
+
+    @staticmethod
+    def _generator_logs(z, z_t, z_a, g, mask, ok) -> dict[str, float]:
+        p = torch.softmax(z.detach().float(), -1)
+        entropy = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+        m = mask & ok[:, None]
+        n = m.sum().clamp(min=1)
+        log_t, log_a = torch.log_softmax(z_t, -1), torch.log_softmax(z_a, -1)
+        fkl = (log_t.exp() * (log_t - log_a)).sum(-1)
+        return {"g_abs": float(g.abs().sum() / (n * g.shape[-1])), "fkl": float((fkl * m).sum() / n),
+                "entropy": float(entropy.mean()), "p_max": float(p.max(-1).values.mean()),
+                "mask_ratio": float(mask.float().mean()), "dropped_samples": float((~ok).sum())}
+
+    def aux_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        d, b = self.cfg.dimo, self.ctx.micro_batch_size
+        cond = self.draw_condition(b)
+        with torch.no_grad():
+            z = self.student_logits(b, tick.step, cond)
+            ok = finite_rows(z)
+            x = sample_tokens(torch.nan_to_num(z), d.train_temperature, self.ctx.generator)
+            x_t, mask = self.remask(x)
+            mask = mask & ok[:, None]
+        z_a = self.aux(self.aux.embed(x_t), cond)[..., : self.teacher.num_tokens]
+        loss = masked_ce_loss(z_a, x, mask, d.aux_label_smoothing)
+        with torch.no_grad():
+            acc = (z_a.argmax(-1) == x)[mask].float().mean() if bool(mask.any()) else torch.tensor(0.0)
+        return loss, {"acc": float(acc), "dropped_samples": float((~ok).sum())}
+
+    # ------------------------------------------------------------------ loop protocol
+    def modules(self) -> dict[str, nn.Module]:
+        return {"student": self.student, "aux": self.aux}
+
+    def phases(self) -> list[Phase]:
+        t, d = self.cfg.train, self.cfg.dimo
+        return [Phase.from_train("generator", self.student, self.generator_loss, t),
+                Phase.from_train("aux", self.aux, self.aux_loss, t, lr=d.aux_lr if d.aux_lr is not None else t.lr,
+                                 grad_clip=d.aux_grad_clip, repeats=d.aux_updates)]
+
+    def ema_modules(self) -> list[str]:
+        return ["student"]
+
+    def student_bundle(self, mdm: nn.Module) -> OneStepStudent:
+        """``mdm`` with the teacher's tokenizer (and text encoder) and the training r_init/σ as a student."""
+        d = self.cfg.dimo
+        sampler = OneStepSampler(r_init=d.inference_r_init(), sigma=d.sigma, temperature=self.cfg.sample_temperature)
+        info = {"teacher": str(self.cfg.teacher), "beta": d.beta, "teacher_cfg": d.teacher_cfg,
+                "steps": self.cfg.train.max_steps, "dimo": _plain(asdict(d))}
+        s = OneStepStudent(mdm, self.teacher.tokenizer, sampler, training=info)
+        s.train(mdm.training)  # the bundle's mode is the MDM's (sampling restores it afterwards)
+        if self.teacher.cond_kind == "text":
+            s._text_encoder = self.teacher.text_encoder
+        return s
+
+    @torch.no_grad()
+    def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:
+        s = self.student_bundle(models["student"])
+        g = torch.Generator().manual_seed(0)
+        return s.sample(labels=self.sample_labels, prompts=self.sample_prompts, generator=g).cpu()
+
+    def export(self, path: Path, models: dict[str, nn.Module]) -> None:
+        self.student_bundle(models["student"]).save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))
+
+
+def _plain(x):
+    """Tuples → lists (JSON-friendly) recursively."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def build(cfg: DistillRunConfig) -> DistillStage:
+    return DistillStage(cfg)
+
+
+__all__ = ["DiMOConfig", "DistillRunConfig", "DistillStage", "build", "resolve_teacher"]
