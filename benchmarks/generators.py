@@ -4,6 +4,8 @@
         --num 2000 --json benchmarks/results/teacher_mnist.json
     python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world \
         --images-per-prompt 4 --json benchmarks/results/teacher_world.json
+    python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist \
+        --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
 
 Every row is scored with :func:`softdimo.eval.api.evaluate` (the ``softdimo eval`` code path: the
 generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
@@ -359,6 +361,107 @@ def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     return metrics, config
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``"a=PATH,b=PATH"`` → [("a", PATH), ("b", PATH)]."""
+    out = []
+    for item in text.split(","):
+        if item.strip():
+            key, sep, path = item.partition("=")
+            if not sep or not key.strip() or not path.strip():
+                raise SystemExit(f"expected LABEL=PATH items, got {item!r}")
+            out.append((key.strip(), path.strip()))
+    return out
+
+
+def best_temperature(path: str, temperatures: list[float], num: int, seed: int,
+                     progress: bool) -> tuple[float, dict[str, dict[str, float]]]:
+    """The one-step sampling temperature of lowest *domain* FID (in-project classifier features) at N."""
+    data = DataConfig(dataset="mnist")
+    sweep = {}
+    for t in temperatures:
+        out = evaluate(path, ["domain_fid", "classifier_score"], num, data, seed=seed, progress=progress,
+                       sampling=SamplingOptions(temperature=t))
+        sweep[_key(t)] = {"domain_fid": out["domain_fid"], "classifier_score": out["classifier_score"]}
+        print(f"  τ={t:g}: domain FID {out['domain_fid']:.2f}, classifier score {out['classifier_score']:.3f}",
+              flush=True)
+    best = min(temperatures, key=lambda t: sweep[_key(t)]["domain_fid"])
+    return best, sweep
+
+
+def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Teacher rows (the teacher_mnist preset, written to ``--teacher-json``) + one-step students, one run.
+
+    Each student's temperature is the best of ``--temperatures`` by domain FID at the same N (a
+    cheap proxy), then the student is scored with the standard Inception FID / precision / recall
+    like the teacher rows. ``--beta-students`` (β=PATH items, equal training steps) get the same
+    temperature sweep and the domain metrics; with ``--beta-fid`` also the Inception row.
+    Speed: the teacher at 16 steps (best CFG, and CFG 2) against every student, side by side.
+    """
+    started, t0 = now(), time.time()
+    t_metrics, t_config = teacher_mnist(args)
+    write_results(args.teacher_json, "teacher_mnist", t_metrics, config=t_config, started=started,
+                  seconds=time.time() - t0)
+    print(f"wrote {args.teacher_json}", flush=True)
+    data = DataConfig(dataset="mnist")
+    best_cfg = t_metrics["best_cfg"]
+    teacher_rows = [r for r in t_metrics["rows"] if r["options"]["cfg_scale"] == best_cfg
+                    and r["options"]["steps"] in args.dimo_steps]
+    teacher_rows.sort(key=lambda r: r["options"]["steps"])
+    students, beta = _pairs(args.students), _pairs(args.beta_students or "")
+    results, sweeps, rows = [], {}, []
+    for label, path in students + [(f"beta={b}", p) for b, p in beta]:
+        print(f"temperature sweep: {label}", flush=True)
+        best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress)
+        rows.append(Row(f"{label} τ={best_t:g}", path, SamplingOptions(temperature=best_t)))
+    fid_rows = rows[: len(students)] + (rows[len(students):] if args.beta_fid else [])
+    results = run_rows(fid_rows, ["fid", "pr"], args.num, data, args.seed, args.progress)
+    floor = t_metrics["floor"]
+    for r in results:
+        r["fid_over_floor"] = r["fid"] / floor["fid"]
+    teacher = str(args.teacher)
+    speed_rows = [Row(f"teacher N=16 cfg={best_cfg:g}", teacher, SamplingOptions(steps=16, cfg_scale=best_cfg))]
+    if best_cfg != 2.0:
+        speed_rows.append(Row("teacher N=16 cfg=2", teacher, SamplingOptions(steps=16, cfg_scale=2.0)))
+    speed_rows += rows[: len(students)]
+    speeds = time_rows(speed_rows, args.speed_batch, args.speed_repeats)
+    sec = {k: v.seconds_per_image for k, v in speeds.items()}
+    for r in results:
+        if r["label"] in sec:
+            r["seconds_per_image"] = sec[r["label"]]
+    fid16 = next(r["fid"] for r in teacher_rows if r["options"]["steps"] == 16)
+    fid1 = next((r["fid"] for r in teacher_rows if r["options"]["steps"] == 1), None)
+    main = results[0]
+    metrics = {
+        "preset": "dimo_mnist", "n": args.num, "evaluator": t_metrics["evaluator"], "floor": floor,
+        "teacher_best_cfg": best_cfg,
+        "teacher_rows": [{k: r[k] for k in ("label", "options", "fid", "precision", "recall", "fid_over_floor",
+                                            "seconds_per_image")} for r in teacher_rows],
+        "student_rows": results[: len(students)],
+        "temperature_sweeps": {"metric": "domain_fid (in-project classifier features), same N and seed",
+                               **sweeps},
+        "targets": {
+            "student_fid_over_teacher16": main["fid"] / fid16,
+            "student_fid_within_1.5x_teacher16": main["fid"] <= 1.5 * fid16,
+            "teacher_1step_fid": fid1, "student_below_teacher_1step": fid1 is not None and main["fid"] < fid1,
+            "speedup_vs_teacher16_cfg2": sec.get("teacher N=16 cfg=2", sec[speed_rows[0].label]) / sec[rows[0].label],
+            f"speedup_vs_teacher16_cfg{best_cfg:g}": sec[speed_rows[0].label] / sec[rows[0].label],
+        },
+        "speed_seconds_per_image": sec,
+        "speed": {"method": SPEED_METHOD, "batch_size": args.speed_batch, "repeats": args.speed_repeats,
+                  "device": _device()},
+    }
+    if beta:
+        metrics["beta_table"] = {
+            b: {"path": p, "temperature": rows[len(students) + i].options.temperature,
+                **sweeps[f"beta={b}"][_key(rows[len(students) + i].options.temperature)],
+                **({k: results[len(students) + i][k] for k in ("fid", "precision", "recall")} if args.beta_fid else {})}
+            for i, (b, p) in enumerate(beta)}
+    config = {**t_config, "preset": "dimo_mnist", "students": students, "beta_students": beta,
+              "temperatures": args.temperatures, "dimo_steps": args.dimo_steps,
+              "teacher_json": str(args.teacher_json)}
+    return metrics, config
+
+
 # preset -> (function, defaults for the options left unset on the command line)
 PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict[str, Any]]] = {
     "teacher_mnist": (teacher_mnist, {"teacher": "checkpoints/teacher-mnist",
@@ -367,6 +470,8 @@ PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict
     "teacher_world": (teacher_world, {"teacher": "checkpoints/teacher-world",
                                       "json": "benchmarks/results/teacher_world.json",
                                       "steps": [4, 8, 16, 32], "cfg_sweep": [1.0, 2.0, 3.0]}),
+    "dimo_mnist": (dimo_mnist, {"teacher": "checkpoints/teacher-mnist", "json": "benchmarks/results/dimo_mnist.json",
+                                "num": 2000, "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0]}),
 }
 
 
@@ -388,6 +493,16 @@ def main() -> None:
     ap.add_argument("--cfg-sweep", type=_floats, help="CFG scales at 16 steps (default 1,1.5,2,3 / 1,2,3)")
     ap.add_argument("--images-per-prompt", type=int, default=4, help="teacher_world: images of every prompt")
     ap.add_argument("--max-prompts", type=int, help="teacher_world: first P held-out prompts only (quick checks)")
+    ap.add_argument("--students", default="dimo=checkpoints/dimo-mnist",
+                    help="dimo_mnist: LABEL=PATH one-step students (comma-separated)")
+    ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")
+    ap.add_argument("--beta-fid", action="store_true", help="dimo_mnist: Inception FID for the β table too")
+    ap.add_argument("--temperatures", type=_floats, default=[0.5, 1.0, 1.5, 2.0, 3.0, 5.0],
+                    help="dimo_mnist: student sampling temperatures swept by domain FID")
+    ap.add_argument("--dimo-steps", type=_ints, default=[1, 2, 4, 8, 16],
+                    help="dimo_mnist: teacher step counts reported next to the students")
+    ap.add_argument("--teacher-json", default="benchmarks/results/teacher_mnist.json",
+                    help="dimo_mnist: where the teacher rows of the same run are written")
     ap.add_argument("--speed-batch", type=int, default=64)
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
@@ -395,7 +510,7 @@ def main() -> None:
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args()
     fn, defaults = PRESETS[args.preset]
-    if args.preset != "teacher_mnist" and args.num is not None:
+    if args.preset == "teacher_world" and args.num is not None:
         ap.error("--num is for teacher_mnist; teacher_world uses N = prompts × --images-per-prompt.")
     for k, v in defaults.items():
         if getattr(args, k) is None:

@@ -95,3 +95,19 @@ def test_override_syntax():
         parse_override("train.max_steps")
     with pytest.raises(ConfigError, match="empty key"):
         parse_override("train..x=1")
+
+
+def test_every_shipped_preset_loads_with_its_command_schema():
+    """Each configs/<data>/<stage>.yaml validates against the config class of the command that reads it."""
+    from softdimo.cli import TRAIN_COMMANDS
+    from softdimo.config import load_config
+    from softdimo.paths import project_root
+
+    by_stem = {"tokenizer": "train-tokenizer", "classifier": "train-classifier", "teacher": "train-teacher",
+               "dimo": "distill"}
+    presets = sorted((project_root() / "configs").glob("*/*.yaml"))
+    assert presets
+    for path in presets:
+        assert path.stem in by_stem, f"{path}: no command reads this preset"
+        cfg_cls, _ = TRAIN_COMMANDS[by_stem[path.stem]].load()
+        load_config(cfg_cls, str(path), [])
