@@ -104,7 +104,7 @@ def test_every_shipped_preset_loads_with_its_command_schema():
     from softdimo.paths import project_root
 
     by_stem = {"tokenizer": "train-tokenizer", "classifier": "train-classifier", "teacher": "train-teacher",
-               "dimo": "distill"}
+               "dimo": "distill", "soft_gan": "refine", "soft_gan_long": "refine"}
     presets = sorted((project_root() / "configs").glob("*/*.yaml"))
     assert presets
     for path in presets:

@@ -20,6 +20,7 @@ from softdimo.paths import checkpoint_dir, config_path
 from softdimo.teachers import NativeTeacher, Teacher
 from softdimo.tokenizer import VQ_PRESETS, VQConfig, VQTokenizer
 from softdimo.train import train
+from toy_data import digit_folder as _folder_dataset
 
 TOK8 = VQ_PRESETS["tiny"]  # 1×8×8 → 4×4, K = 16
 TOK28 = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
@@ -175,18 +176,6 @@ def test_text_teacher_prompts_and_sample_folder(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- training stage
-def _folder_dataset(root, per_class: int = 3) -> None:
-    """10 classes of 8×8 grey images: class c is a bright bar at row c % 8 (learnable tokens)."""
-    g = np.random.default_rng(0)
-    for c in range(10):
-        (root / str(c)).mkdir(parents=True)
-        for k in range(per_class):
-            a = (g.random((8, 8)) * 40).astype(np.uint8)
-            a[c % 8, :] = 255
-            a[:, (c + k) % 8] = 200
-            Image.fromarray(a, mode="L").save(root / str(c) / f"{k}.png")
-
-
 def test_stage_loss_falls_with_the_shared_loop(tmp_path):
     _folder_dataset(tmp_path / "data")
     torch.manual_seed(0)

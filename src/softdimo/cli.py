@@ -39,6 +39,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                                   "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
     "distill": TrainCommand("softdimo.distill.train", "DistillRunConfig",
                             "Di[M]O: distil a teacher into a one-step student (data-free)"),
+    "refine": TrainCommand("softdimo.distill.refine", "RefineRunConfig",
+                           "Soft-Di[M]O: refine a Di[M]O student with a GAN on the frozen teacher"),
 }
 
 

@@ -31,6 +31,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimiser step
     lr: float = 1e-4  # learning rate of the main (generator) optimiser
     warmup_steps: int = 0  # linear learning-rate warm-up; constant afterwards
+    optimizer: Literal["adam", "adamw"] = "adam"  # optimiser of every phase (AdamW: decoupled weight decay)
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8

@@ -219,24 +219,30 @@ class DistillStage:
 
     # ------------------------------------------------------------------ losses
     def generator_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
-        d, b = self.cfg.dimo, self.ctx.micro_batch_size
+        b = self.ctx.micro_batch_size
         cond = self.draw_condition(b)
         z = self.student_logits(b, tick.step, cond)
-        with torch.no_grad():
-            x = sample_tokens(z, d.train_temperature, self.ctx.generator)
-            x_t, mask = self.remask(x)
-            k = self.teacher.num_tokens
-            z_t = MaskGITSampler.guided_logits(self.teacher, x_t, cond, self.teacher.null_condition(b),
-                                               d.teacher_cfg)[..., :k].float()
-            z_a = self.aux(self.aux.embed(x_t), cond)[..., :k].float()
-            ok = finite_rows(z_t, z_a)
-            z_t, z_a = torch.nan_to_num(z_t), torch.nan_to_num(z_a)
-            g = jeffreys_gradient(z_t, z_a, d.beta) * mask[..., None]
-            w = sample_weights(z_t, z_a, mask, d.length_norm, d.weighting) * ok
-            g = torch.nan_to_num(g * w[:, None, None])
-            logs = self._generator_logs(z, z_t, z_a, g, mask, ok)
-            logs["sigma"] = d.sigma_at(tick.step)
+        g, logs = self.dimo_gradient(z, cond, tick)
         return surrogate_loss(z, g), logs
+
+    @torch.no_grad()
+    def dimo_gradient(self, z: torch.Tensor, cond, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        """The per-token Jeffreys gradient g [B, L, K] on the student's logits ``z`` (zero off the mask)."""
+        d, b = self.cfg.dimo, z.shape[0]
+        x = sample_tokens(z, d.train_temperature, self.ctx.generator)
+        x_t, mask = self.remask(x)
+        k = self.teacher.num_tokens
+        z_t = MaskGITSampler.guided_logits(self.teacher, x_t, cond, self.teacher.null_condition(b),
+                                           d.teacher_cfg)[..., :k].float()
+        z_a = self.aux(self.aux.embed(x_t), cond)[..., :k].float()
+        ok = finite_rows(z_t, z_a)
+        z_t, z_a = torch.nan_to_num(z_t), torch.nan_to_num(z_a)
+        g = jeffreys_gradient(z_t, z_a, d.beta) * mask[..., None]
+        w = sample_weights(z_t, z_a, mask, d.length_norm, d.weighting) * ok
+        g = torch.nan_to_num(g * w[:, None, None])
+        logs = self._generator_logs(z, z_t, z_a, g, mask, ok)
+        logs["sigma"] = d.sigma_at(tick.step)
+        return g, logs
 
     @staticmethod
     def _generator_logs(z, z_t, z_a, g, mask, ok) -> dict[str, float]:

@@ -116,6 +116,27 @@ def tokenize_dataset(tokenizer: VQTokenizer, data, n: int, batch_size: int, devi
     return torch.cat(out)
 
 
+def cached_token_ids(tokenizer: VQTokenizer, tokenizer_dir: Path, data_cfg: DataConfig, data, n: int,
+                     use_cache: bool, batch_size: int, device: torch.device, is_main: bool = True) -> torch.Tensor:
+    """Token ids [n, L] of the first ``n`` train images, from the disk cache when it holds them.
+
+    Only built-in datasets are cached (key: the tokenizer's files + the dataset's identity and n);
+    only the main process writes the cache.
+    """
+    path = None
+    if use_cache and data_cfg.dataset in CACHEABLE:
+        path = token_cache_dir() / f"{_cache_key(tokenizer_dir, data_cfg, n)}.safetensors"
+        if path.is_file():
+            ids = load_tensors(path)["ids"]
+            if ids.shape == (n, tokenizer.grid[0] * tokenizer.grid[1]):
+                return ids
+    ids = tokenize_dataset(tokenizer, data, n, batch_size, device, progress=is_main)
+    if path is not None and is_main:
+        save_tensors({"ids": ids}, path, metadata={"tokenizer": str(tokenizer_dir),
+                                                   "data": json.dumps(to_dict(data_cfg))})
+    return ids
+
+
 class TeacherStage:
     """Trains a class- or text-conditional :class:`MaskedTransformer` on frozen-tokenizer ids."""
 
@@ -158,19 +179,8 @@ class TeacherStage:
 
     def _token_ids(self, data, n: int) -> torch.Tensor:
         cfg = self.cfg
-        main = self.ctx.accelerator.is_main_process
-        path = None
-        if cfg.token_cache and cfg.data.dataset in CACHEABLE:
-            path = token_cache_dir() / f"{_cache_key(self.tokenizer_dir, cfg.data, n)}.safetensors"
-            if path.is_file():
-                ids = load_tensors(path)["ids"]
-                if ids.shape == (n, self.model.seq_len):
-                    return ids
-        ids = tokenize_dataset(self.tokenizer, data, n, cfg.tokenize_batch_size, self.ctx.device, progress=main)
-        if path is not None and main:
-            save_tensors({"ids": ids}, path, metadata={"tokenizer": str(self.tokenizer_dir),
-                                                       "data": json.dumps(to_dict(cfg.data))})
-        return ids
+        return cached_token_ids(self.tokenizer, self.tokenizer_dir, cfg.data, data, n, cfg.token_cache,
+                                cfg.tokenize_batch_size, self.ctx.device, self.ctx.accelerator.is_main_process)
 
     def _fixed_condition(self) -> None:
         """The labels or prompts of the sample grid (fixed for the whole run)."""
@@ -234,4 +244,5 @@ def build(cfg: TeacherRunConfig) -> TeacherStage:
     return TeacherStage(cfg)
 
 
-__all__ = ["TeacherRunConfig", "TeacherStage", "build", "resolve_tokenizer", "tokenize_dataset", "token_cache_dir"]
+__all__ = ["TeacherRunConfig", "TeacherStage", "build", "resolve_tokenizer", "tokenize_dataset", "token_cache_dir",
+           "cached_token_ids"]

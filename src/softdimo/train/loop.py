@@ -64,7 +64,8 @@ class Phase:
     @classmethod
     def from_train(cls, name: str, module: nn.Module, loss: LossFn, train: TrainConfig, **overrides: Any) -> "Phase":
         """A phase whose optimiser knobs come from the shared ``train.`` config (overrides win)."""
-        knobs = dict(lr=train.lr, betas=train.adam_betas, eps=train.adam_eps, weight_decay=train.weight_decay,
+        knobs = dict(lr=train.lr, optimizer=train.optimizer, betas=train.adam_betas, eps=train.adam_eps,
+                     weight_decay=train.weight_decay,
                      grad_clip=train.grad_clip, warmup_steps=train.warmup_steps)
         return cls(name, module, loss, **{**knobs, **overrides})
 

@@ -1,0 +1,210 @@
+"""`softdimo refine`: Soft-Di[M]O GAN refinement of a Di[M]O student (METHOD.md §B.1–§B.3, §B.6, §B.8).
+
+Starts from a one-step student folder (``softdimo distill``'s ``final/``) and keeps training it
+with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN`` (§B.3):
+
+* ``L_DiMO``: the Di[M]O surrogate of :class:`~softdimo.distill.train.DistillStage` (hard sampled
+  tokens, teacher with CFG, auxiliary ψ), computed on the same student logits z;
+* ``L_GAN = mean softplus(−D(ẽ_r, r))`` (non-saturating) with ẽ = E_φᵀ softmax(z), the soft
+  embedding in the **teacher's** input table (§B.1; ``gan.embedding=gumbel`` swaps in the
+  Gumbel straight-through baseline, §B.6), mask-augmented by r ~ U(gan.mask_ratio_range).
+
+A third phase trains the discriminator heads (:class:`~softdimo.distill.gan.TeacherDiscriminator`,
+frozen teacher backbone) on real token embeddings E_φ[x] of real training images (tokenized once
+and cached, the only real data in the recipe) against detached fake embeddings of fresh student
+draws: BCE or hinge, optional R1 on the real embeddings, lr = ``gan.lr_disc_mult`` × train.lr.
+
+Ablations by config alone (§B.8): ``gan.embedding=gumbel``; ``dimo_weight=0`` (GAN only: the
+teacher/ψ passes and the ψ phase are skipped); ``gan.mask_ratio_range=[0,0]``; ``gan.w_gan=…``.
+The "long stage" of §B.3 (resume from the previous stage, lower lr, AdamW with weight decay 0.01)
+is ``configs/mnist/soft_gan_long.yaml``: ``train.optimizer: adamw``, ``train.weight_decay: 0.01``.
+
+Logged (generator phase) besides Di[M]O's: ``gan_loss``, ``dimo_loss`` and, every log step, the
+soft-vs-hard diagnostics of §B.2 on the current batch: ``soft_entropy``, ``soft_p_max``,
+``soft_cov_trace`` (tr Σ) and ``soft_gap`` (Monte-Carlo |D(ẽ) − E_{x~p} D(E[x])|). Discriminator
+phase: ``d_real``, ``d_fake`` (mean logits) and ``d_acc``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from ..config import DataConfig, TrainConfig
+from ..data import build_dataset
+from ..errors import ConfigError
+from ..mdm.train import cached_token_ids
+from ..paths import find_folder
+from ..soft import soft_diagnostics
+from ..train import Context, Phase, Tick
+from .dimo import surrogate_loss
+from .gan import (GANConfig, TeacherDiscriminator, discriminator_loss, draw_mask_ratios, fake_embeddings,
+                  generator_gan_loss, mask_augment, r1_penalty)
+from .student import OneStepStudent
+from .train import DistillRunConfig, DistillStage
+
+
+@dataclass
+class RefineRunConfig(DistillRunConfig):
+    """Config of `softdimo refine` (see configs/mnist/soft_gan.yaml): a distill config plus the GAN."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=1000, batch_size=32, lr=1e-4, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
+        checkpoint_every=500, sample_every=250, log_every=25))
+    student: str = "checkpoints/dimo-mnist"  # the Di[M]O student folder to refine
+    dimo_weight: float = 1.0  # weight of L_DiMO; 0 = the GAN-only ablation (§B.8)
+    gan: GANConfig = field(default_factory=GANConfig)
+    data: DataConfig = field(default_factory=DataConfig)  # real images for the discriminator (train split)
+    max_real_images: int = 0  # use the first N real images only (0 = all)
+    token_cache: bool = True  # cache the tokenized real images on disk (built-in datasets)
+    tokenize_batch_size: int = 500
+    diag_samples: int = 4  # Monte-Carlo draws of the soft-vs-hard gap at each log step (0 = off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dimo_weight < 0 or self.max_real_images < 0 or self.diag_samples < 0:
+            raise ValueError("dimo_weight, max_real_images and diag_samples must be ≥ 0")
+        if self.dimo_weight == 0 and self.gan.w_gan == 0:
+            raise ValueError("dimo_weight and gan.w_gan are both 0: nothing would train the student")
+
+
+def resolve_student(value: str) -> Path:
+    found = find_folder(value, "student.json")
+    if found is None:
+        raise ConfigError(f"student folder {value!r} not found (no student.json there, nor under the project "
+                          f"root). Distil one first: `softdimo distill --config configs/mnist/dimo.yaml`, then "
+                          f"set student=<run dir>/final.")
+    return found
+
+
+class RefineStage(DistillStage):
+    """Soft-Di[M]O: Di[M]O + a GAN on the frozen teacher, from a distilled student (module docstring)."""
+
+    cfg: RefineRunConfig
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        cfg = self.cfg
+        self.student_dir = resolve_student(cfg.student)
+        start = OneStepStudent.from_pretrained(self.student_dir, map_location=ctx.device)
+        if (start.num_tokens, tuple(start.grid), start.cond_kind) != (
+                self.teacher.num_tokens, tuple(self.teacher.grid), self.teacher.cond_kind):
+            raise ConfigError(f"student {self.student_dir} (K={start.num_tokens}, grid {start.grid}, "
+                              f"{start.cond_kind}) does not fit teacher {self.teacher_dir} (K={self.teacher.num_tokens}, "
+                              f"grid {self.teacher.grid}, {self.teacher.cond_kind}); refine the student of this teacher.")
+        self.student.load_state_dict(start.mdm.state_dict())
+        self.disc = TeacherDiscriminator(self.teacher.mdm, cfg.gan).to(ctx.device).train()
+        data = build_dataset(cfg.data, "train")
+        if self.teacher.cond_kind == "class" and (data.labels is None or data.num_classes != self.teacher.num_classes):
+            raise ConfigError(f"the discriminator's real images need labels in {self.teacher.num_classes} classes; "
+                              f"dataset '{data.name}' has {data.num_classes or 'no'} classes.")
+        n = len(data) if cfg.max_real_images == 0 else min(cfg.max_real_images, len(data))
+        tok_dir = self.teacher_dir / "tokenizer"
+        self.real_ids = cached_token_ids(self.teacher.tokenizer, tok_dir, cfg.data, data, n, cfg.token_cache,
+                                         cfg.tokenize_batch_size, ctx.device, ctx.accelerator.is_main_process)
+        self.real_labels = data.labels[:n].clone() if self.teacher.cond_kind == "class" else None
+        self.real_data = data
+
+    # ------------------------------------------------------------------ generator
+    def generator_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, b, g = self.cfg, self.ctx.micro_batch_size, self.ctx.generator
+        cond = self.draw_condition(b)
+        z = self.student_logits(b, tick.step, cond)
+        loss = z.new_zeros(())
+        logs: dict[str, float] = {}
+        if cfg.dimo_weight > 0:
+            grad, logs = self.dimo_gradient(z, cond, tick)
+            l_dimo = surrogate_loss(z, grad)
+            loss = loss + cfg.dimo_weight * l_dimo
+            logs["dimo_loss"] = float(l_dimo.detach())
+        table = self.teacher.embedding_table()
+        fake = fake_embeddings(z, table, cfg.gan, generator=g)
+        r = draw_mask_ratios(b, cfg.gan.mask_ratio_range, generator=g).to(z.device)
+        l_gan = generator_gan_loss(self.disc.score(fake, cond, r, generator=g))
+        loss = loss + cfg.gan.w_gan * l_gan
+        logs["gan_loss"] = float(l_gan.detach())
+        if cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
+            logs.update(self._diagnostics(z, table, cond, r))
+        return loss, logs
+
+    @torch.no_grad()
+    def _diagnostics(self, z: torch.Tensor, table: torch.Tensor, cond, r: torch.Tensor) -> dict[str, float]:
+        """§B.2 made observable on this batch: entropy, p_max, tr Σ, and the discriminator's soft-vs-hard gap."""
+        mask_emb = self.disc.mask_embedding()
+
+        def d_of(e: torch.Tensor) -> torch.Tensor:  # the same masked positions for ẽ and every hard draw
+            masked, _ = mask_augment(e, mask_emb, r, generator=torch.Generator().manual_seed(0))
+            return self.disc(masked, cond, r)
+
+        diag = soft_diagnostics(z.detach(), table, f=d_of, samples=self.cfg.diag_samples,
+                                generator=self.ctx.generator)
+        return {f"soft_{k}": v for k, v in diag.items()}
+
+    # ------------------------------------------------------------------ discriminator
+    def real_batch(self, tick: Tick):
+        """Embeddings E_φ[x] of real-image tokens and their condition."""
+        idx = self.ctx.batch_indices(tick, len(self.real_ids))
+        ids = self.real_ids[idx].to(self.ctx.device).long()
+        if self.real_labels is not None:
+            cond = self.teacher.encode_condition(labels=self.real_labels[idx].to(self.ctx.device))
+        else:
+            cond = self.teacher.encode_condition(prompts=[self.real_data.prompt(i) for i in idx])
+        return self.teacher.embed(ids), cond
+
+    def disc_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        gan, b, g = self.cfg.gan, self.ctx.micro_batch_size, self.ctx.generator
+        real, cond_real = self.real_batch(tick)
+        if gan.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+        r_real = draw_mask_ratios(real.shape[0], gan.mask_ratio_range, generator=g).to(real.device)
+        # R1 differentiates D's input gradient again: the fused CPU attention kernels have no double
+        # backward, so the real pass then runs the math attention (same values).
+        with sdpa_kernel(SDPBackend.MATH) if gan.r1_gamma > 0 else contextlib.nullcontext():
+            s_real = self.disc.score(real, cond_real, r_real, generator=g)
+        with torch.no_grad():
+            cond = self.draw_condition(b)
+            fake = fake_embeddings(self.student_logits(b, tick.step, cond), self.teacher.embedding_table(), gan,
+                                   generator=g)
+        r_fake = draw_mask_ratios(b, gan.mask_ratio_range, generator=g).to(fake.device)
+        s_fake = self.disc.score(fake, cond, r_fake, generator=g)
+        loss = discriminator_loss(s_real, s_fake, gan.disc_loss)
+        logs = {"d_real": float(s_real.detach().mean()), "d_fake": float(s_fake.detach().mean()),
+                "d_acc": float(((s_real > 0).float().mean() + (s_fake < 0).float().mean()) / 2)}
+        if gan.r1_gamma > 0:
+            r1 = r1_penalty(s_real, real)
+            loss = loss + 0.5 * gan.r1_gamma * r1
+            logs["r1"] = float(r1.detach())
+        return loss, logs
+
+    # ------------------------------------------------------------------ loop protocol
+    def modules(self) -> dict[str, nn.Module]:
+        return {**super().modules(), "disc": self.disc}
+
+    def phases(self) -> list[Phase]:
+        t, gan = self.cfg.train, self.cfg.gan
+        gen, aux = super().phases()
+        disc = Phase.from_train("disc", self.disc, self.disc_loss, t, lr=t.lr * gan.lr_disc_mult, grad_clip=None)
+        return [gen, disc] if self.cfg.dimo_weight == 0 else [gen, aux, disc]
+
+    def student_bundle(self, mdm: nn.Module) -> OneStepStudent:
+        s = super().student_bundle(mdm)
+        s.training_info = {**s.training_info, "refined_from": str(self.cfg.student),
+                           "refine": {"dimo_weight": self.cfg.dimo_weight, "gan": _gan_info(self.cfg.gan)}}
+        return s
+
+
+def _gan_info(gan: GANConfig) -> dict:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(gan).items()}
+
+
+def build(cfg: RefineRunConfig) -> RefineStage:
+    return RefineStage(cfg)
+
+
+__all__ = ["RefineRunConfig", "RefineStage", "build", "resolve_student"]

@@ -1,0 +1,136 @@
+"""`softdimo refine` (Soft-Di[M]O, METHOD.md §B.3): the stage on the shared loop, its ablations and the CLI."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from toy_data import digit_folder
+
+from softdimo.cli import main
+from softdimo.config import DataConfig, TrainConfig
+from softdimo.distill import OneStepStudent
+from softdimo.distill.gan import GANConfig
+from softdimo.distill.refine import RefineRunConfig, RefineStage
+from softdimo.distill.train import DiMOConfig, DistillRunConfig, DistillStage
+from softdimo.errors import ConfigError
+from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.teachers import NativeTeacher
+from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
+from softdimo.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TOK8 = VQ_PRESETS["tiny"]
+
+
+def tiny_train(steps: int) -> TrainConfig:
+    return TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,
+                       checkpoint_every=0, sample_every=0, log_every=1, seed=3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny teacher, a 2-step Di[M]O student of it, and a labelled 8×8 image folder."""
+    root = tmp_path_factory.mktemp("refine")
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size)
+    NativeTeacher(MaskedTransformer(cfg), VQTokenizer(TOK8), MaskGITSampler(steps=4)).save_pretrained(root / "teacher")
+    dcfg = DistillRunConfig(train=tiny_train(2), teacher=str(root / "teacher"))
+    student = train(DistillStage(dcfg), dcfg.train, root / "distill", progress=False).final_dir
+    digit_folder(root / "data", per_class=2)
+    return {"teacher": root / "teacher", "student": student, "data": root / "data"}
+
+
+def refine_cfg(world, steps: int = 2, **kw) -> RefineRunConfig:
+    gan = kw.pop("gan", GANConfig())
+    return RefineRunConfig(train=tiny_train(steps), teacher=str(world["teacher"]), student=str(world["student"]),
+                           data=DataConfig(dataset="folder", root=str(world["data"])), token_cache=False,
+                           gan=gan, dimo=DiMOConfig(), **kw)
+
+
+def test_refine_updates_student_and_heads_never_the_teacher(world, tmp_path):
+    cfg = refine_cfg(world, steps=2)
+    cfg.train.log_every = 1
+    stage = RefineStage(cfg)
+    result = train(stage, cfg.train, tmp_path / "run", progress=False)
+    teacher = NativeTeacher.from_pretrained(world["teacher"]).mdm.state_dict()
+    for k, v in stage.teacher.mdm.state_dict().items():
+        assert torch.equal(v, teacher[k]), k  # the discriminator's backbone is the frozen teacher
+    start = OneStepStudent.from_pretrained(world["student"]).mdm.state_dict()
+    assert not torch.equal(stage.student.state_dict()["head.weight"], start["head.weight"])
+    assert torch.equal(stage.student.state_dict()["tok_emb.weight"], start["tok_emb.weight"])  # still frozen
+    fresh = RefineStage(refine_cfg(world))
+    fresh.setup(stage.ctx)
+    heads = {k: v for k, v in stage.disc.state_dict().items()}
+    assert any(not torch.equal(v, fresh.disc.state_dict()[k]) for k, v in heads.items())
+    assert not any(p is q for p in stage.disc.parameters() for q in stage.teacher.parameters())
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    assert {"generator/gan_loss", "generator/dimo_loss", "generator/soft_entropy", "generator/soft_p_max",
+            "generator/soft_cov_trace", "generator/soft_gap", "aux/loss", "disc/loss", "disc/d_real",
+            "disc/d_fake"} <= set(last)
+    refined = OneStepStudent.from_pretrained(result.final_dir)
+    assert refined.training_info["refine"]["gan"]["embedding"] == "soft"
+
+
+def test_generator_gets_gradient_from_both_terms(world, tmp_path):
+    stage = RefineStage(refine_cfg(world))
+    from softdimo.train.loop import Context, _build_accelerator
+
+    stage.setup(Context(cfg=stage.cfg.train, accelerator=_build_accelerator(stage.cfg.train),
+                        generator=torch.Generator().manual_seed(0)))
+    grads = {}
+    for w_gan in (1.0, 2.0):  # L = L_DiMO + w·L_GAN on the same draws: the two parts separate linearly
+        stage.cfg.gan.w_gan = w_gan
+        stage.student.zero_grad()
+        stage.ctx.generator.manual_seed(1)
+        loss, _ = stage.generator_loss(stage_tick())
+        loss.backward()
+        grads[w_gan] = stage.student.head.weight.grad.clone()
+    gan_part = grads[2.0] - grads[1.0]
+    dimo_part = grads[1.0] - gan_part
+    # teacher CFG 2 vs ψ (= φ, no CFG) gives a Di[M]O gradient; the discriminator gives the GAN one
+    assert gan_part.abs().sum() > 0 and dimo_part.abs().sum() > 0
+
+
+def stage_tick():
+    from softdimo.train import Tick
+
+    return Tick(0)
+
+
+@pytest.mark.parametrize("override", [
+    {"gan": GANConfig(embedding="gumbel")},
+    {"dimo_weight": 0.0},
+    {"gan": GANConfig(mask_ratio_range=(0.0, 0.0))},
+    {"gan": GANConfig(disc_loss="hinge", r1_gamma=1.0, w_gan=5.0)},
+])
+def test_ablations_run_by_config_alone(world, tmp_path, override):
+    cfg = refine_cfg(world, steps=1, **override)
+    stage = RefineStage(cfg)
+    result = train(stage, cfg.train, tmp_path / "run", progress=False)
+    phases = [ph.name for ph in stage.phases()]
+    assert phases == (["generator", "disc"] if cfg.dimo_weight == 0 else ["generator", "aux", "disc"])
+    assert OneStepStudent.from_pretrained(result.final_dir).sample(labels=[0, 1]).shape == (2, 1, 8, 8)
+
+
+def test_refine_config_errors(world, tmp_path):
+    with pytest.raises(ValueError, match="nothing would train"):
+        refine_cfg(world, dimo_weight=0.0, gan=GANConfig(w_gan=0.0))
+    cfg = refine_cfg(world)
+    cfg.student = str(world["teacher"])  # a teacher folder is not a student
+    with pytest.raises(ConfigError, match="student folder"):
+        train(RefineStage(cfg), cfg.train, tmp_path / "run", progress=False)
+
+
+def test_refine_command(world, tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["refine", "--config", "configs/mnist/soft_gan.yaml", f"teacher={world['teacher']}",
+            f"student={world['student']}", "data.dataset=folder", f"data.root={world['data']}", "token_cache=false",
+            "train.max_steps=2", "train.batch_size=4", f"train.out_dir={out}", "train.run_name=r",
+            "train.sample_every=2", "train.checkpoint_every=0", "train.log_every=1", "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    final = out / "refine" / "r" / "final"
+    assert json.loads((final / "student.json").read_text())["kind"] == "dimo-student"
+    assert (out / "refine" / "r" / "samples" / "step-2.png").is_file()
