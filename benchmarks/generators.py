@@ -408,6 +408,10 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
                     and r["options"]["steps"] in args.dimo_steps]
     teacher_rows.sort(key=lambda r: r["options"]["steps"])
     students, beta = _pairs(args.students), _pairs(args.beta_students or "")
+    for _, path in students + beta:  # --wait-minutes: students still training when the run starts
+        deadline = time.time() + 60 * args.wait_minutes
+        while read_kind(path) is None and time.time() < deadline:
+            time.sleep(20)
     results, sweeps, rows = [], {}, []
     for label, path in students + [(f"beta={b}", p) for b, p in beta]:
         print(f"temperature sweep: {label}", flush=True)
@@ -497,7 +501,9 @@ def main() -> None:
                     help="dimo_mnist: LABEL=PATH one-step students (comma-separated)")
     ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")
     ap.add_argument("--beta-fid", action="store_true", help="dimo_mnist: Inception FID for the β table too")
-    ap.add_argument("--temperatures", type=_floats, default=[0.5, 1.0, 1.5, 2.0, 3.0, 5.0],
+    ap.add_argument("--wait-minutes", type=float, default=0.0,
+                    help="dimo_mnist: wait up to this long for student folders that are still being trained")
+    ap.add_argument("--temperatures", type=_floats, default=[1.0, 2.0, 3.0, 5.0, 7.0, 10.0],
                     help="dimo_mnist: student sampling temperatures swept by domain FID")
     ap.add_argument("--dimo-steps", type=_ints, default=[1, 2, 4, 8, 16],
                     help="dimo_mnist: teacher step counts reported next to the students")
