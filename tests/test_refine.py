@@ -134,3 +134,16 @@ def test_refine_command(world, tmp_path, capsys):
     final = out / "refine" / "r" / "final"
     assert json.loads((final / "student.json").read_text())["kind"] == "dimo-student"
     assert (out / "refine" / "r" / "samples" / "step-2.png").is_file()
+
+
+def test_refine_continues_the_exported_auxiliary(world, tmp_path):
+    assert (world["student"] / "aux" / "model.safetensors").is_file()
+    stage = RefineStage(refine_cfg(world))
+    from softdimo.train.loop import Context, _build_accelerator
+
+    stage.setup(Context(cfg=stage.cfg.train, accelerator=_build_accelerator(stage.cfg.train),
+                        generator=torch.Generator().manual_seed(0)))
+    saved = MaskedTransformer.from_pretrained(world["student"] / "aux").state_dict()
+    teacher = stage.teacher.mdm.state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in stage.aux.state_dict().items())
+    assert any(not torch.equal(v, teacher[k]) for k, v in stage.aux.state_dict().items())

@@ -1,6 +1,7 @@
 """`softdimo refine`: Soft-Di[M]O GAN refinement of a Di[M]O student (METHOD.md §B.1–§B.3, §B.6, §B.8).
 
-Starts from a one-step student folder (``softdimo distill``'s ``final/``) and keeps training it
+Starts from a one-step student folder (``softdimo distill``'s ``final/``; its ``aux/`` holds ψ,
+which continues here, else ψ restarts from the teacher's weights) and keeps training it
 with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN`` (§B.3):
 
 * ``L_DiMO``: the Di[M]O surrogate of :class:`~softdimo.distill.train.DistillStage` (hard sampled
@@ -37,6 +38,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..config import DataConfig, TrainConfig
 from ..data import build_dataset
 from ..errors import ConfigError
+from ..mdm import MaskedTransformer
 from ..mdm.train import cached_token_ids
 from ..paths import find_folder
 from ..soft import soft_diagnostics
@@ -45,7 +47,7 @@ from .dimo import surrogate_loss
 from .gan import (GANConfig, TeacherDiscriminator, discriminator_loss, draw_mask_ratios, fake_embeddings,
                   generator_gan_loss, mask_augment, r1_penalty)
 from .student import OneStepStudent
-from .train import DistillRunConfig, DistillStage
+from .train import AUX_DIR, DistillRunConfig, DistillStage
 
 
 @dataclass
@@ -97,6 +99,9 @@ class RefineStage(DistillStage):
                               f"{start.cond_kind}) does not fit teacher {self.teacher_dir} (K={self.teacher.num_tokens}, "
                               f"grid {self.teacher.grid}, {self.teacher.cond_kind}); refine the student of this teacher.")
         self.student.load_state_dict(start.mdm.state_dict())
+        aux_dir = self.student_dir / AUX_DIR
+        if (aux_dir / "model.safetensors").is_file():  # continue ψ; without it ψ restarts from φ
+            self.aux.load_state_dict(MaskedTransformer.from_pretrained(aux_dir).state_dict())
         self.disc = TeacherDiscriminator(self.teacher.mdm, cfg.gan).to(ctx.device).train()
         data = build_dataset(cfg.data, "train")
         if self.teacher.cond_kind == "class" and (data.labels is None or data.num_classes != self.teacher.num_classes):

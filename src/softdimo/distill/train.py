@@ -52,6 +52,7 @@ from .dimo import (Weighting, finite_rows, hybrid_init, jeffreys_gradient, noise
 from .student import OneStepSampler, OneStepStudent
 
 SAMPLE_PROMPTS = 8  # held-out prompts in a text student's sample grid (two samples each)
+AUX_DIR = "aux"  # ψ's weights inside an exported student folder
 
 
 @dataclass
@@ -303,7 +304,10 @@ class DistillStage:
         return s.sample(labels=self.sample_labels, prompts=self.sample_prompts, generator=g).cpu()
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
-        self.student_bundle(models["student"]).save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))
+        """The student folder, plus ψ in ``aux/`` (so that `softdimo refine` continues it, not restarts it)."""
+        dtype = torch_dtype(self.cfg.train.export_dtype)
+        self.student_bundle(models["student"]).save_pretrained(path, dtype=dtype)
+        models["aux"].save_pretrained(path / AUX_DIR, dtype=dtype)  # type: ignore[operator]
 
 
 def _plain(x):
