@@ -11,6 +11,7 @@ def test_quickstart_snippet_runs(capsys):
     exec(compile(block.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "torch.Size([8, 7, 7])" in out and "tensor(True)" in out
+    assert out.count("torch.Size([2, 1, 28, 28])") == 2  # teacher and one-step student samples
 
 
 def test_readme_names_the_test_command_ci_runs():
