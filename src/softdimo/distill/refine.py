@@ -28,7 +28,7 @@ phase: ``d_real``, ``d_fake`` (mean logits) and ``d_acc``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,7 +47,7 @@ from .dimo import surrogate_loss
 from .gan import (GANConfig, TeacherDiscriminator, discriminator_loss, draw_mask_ratios, fake_embeddings,
                   generator_gan_loss, mask_augment, r1_penalty)
 from .student import OneStepStudent
-from .train import AUX_DIR, DistillRunConfig, DistillStage
+from .train import AUX_DIR, DistillRunConfig, DistillStage, _plain
 
 
 @dataclass
@@ -198,14 +198,8 @@ class RefineStage(DistillStage):
     def student_bundle(self, mdm: nn.Module) -> OneStepStudent:
         s = super().student_bundle(mdm)
         s.training_info = {**s.training_info, "refined_from": str(self.cfg.student),
-                           "refine": {"dimo_weight": self.cfg.dimo_weight, "gan": _gan_info(self.cfg.gan)}}
+                           "refine": {"dimo_weight": self.cfg.dimo_weight, "gan": _plain(asdict(self.cfg.gan))}}
         return s
-
-
-def _gan_info(gan: GANConfig) -> dict:
-    from dataclasses import asdict
-
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(gan).items()}
 
 
 def build(cfg: RefineRunConfig) -> RefineStage:

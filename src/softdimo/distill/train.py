@@ -45,6 +45,7 @@ from ..errors import ConfigError
 from ..mdm.masking import MaskSchedule, exact_count_mask, masked_ce_loss
 from ..mdm.sampler import MaskGITSampler
 from ..paths import find_folder
+from ..soft import token_entropy, token_pmax
 from ..teachers import NativeTeacher
 from ..train import Context, Phase, Tick
 from .dimo import (Weighting, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
@@ -247,14 +248,12 @@ class DistillStage:
 
     @staticmethod
     def _generator_logs(z, z_t, z_a, g, mask, ok) -> dict[str, float]:
-        p = torch.softmax(z.detach().float(), -1)
-        entropy = -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
         m = mask & ok[:, None]
         n = m.sum().clamp(min=1)
         log_t, log_a = torch.log_softmax(z_t, -1), torch.log_softmax(z_a, -1)
         fkl = (log_t.exp() * (log_t - log_a)).sum(-1)
         return {"g_abs": float(g.abs().sum() / (n * g.shape[-1])), "fkl": float((fkl * m).sum() / n),
-                "entropy": float(entropy.mean()), "p_max": float(p.max(-1).values.mean()),
+                "entropy": token_entropy(z.detach()), "p_max": token_pmax(z.detach()),
                 "mask_ratio": float(mask.float().mean()), "dropped_samples": float((~ok).sum())}
 
     def aux_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..config import DataConfig, TrainConfig, to_dict, torch_dtype
 from ..data import build_dataset
 from ..errors import ConfigError
-from ..paths import project_root
+from ..paths import find_folder, project_root
 from ..pretrained import load_tensors, save_tensors
 from ..teachers.native import NativeTeacher, check_compatible, default_sampler
 from ..tokenizer import VQTokenizer
@@ -75,12 +75,11 @@ class TeacherRunConfig:
 
 def resolve_tokenizer(value: str) -> Path:
     """A tokenizer folder: absolute, relative to the cwd, or relative to the project root."""
+    found = find_folder(value, "config.json")
+    if found is not None:
+        return found
     p = Path(value).expanduser()
-    candidates = [p] if p.is_absolute() else [p, project_root() / p]
-    for c in candidates:
-        if (c / "config.json").is_file():
-            return c
-    looked = " or ".join(str(c) for c in candidates)
+    looked = str(p) if p.is_absolute() else f"{p} or {project_root() / p}"
     raise ConfigError(f"tokenizer folder {value!r} not found (looked for config.json in {looked}). Train "
                       f"one with `softdimo train-tokenizer --config configs/<data>/tokenizer.yaml` and set "
                       f"tokenizer=<run dir>/final, or wait for the shipped checkpoints/tokenizer-*.")
