@@ -6,6 +6,7 @@
         --images-per-prompt 4 --json benchmarks/results/teacher_world.json
     python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist \
         --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
+    python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world
 
 Every row is scored with :func:`softdimo.eval.api.evaluate` (the ``softdimo eval`` code path: the
 generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
@@ -299,31 +300,49 @@ def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     return metrics, config
 
 
-def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    data = DataConfig(dataset="world")
-    teacher = str(args.teacher)
-    gen = load_generator(teacher, _device())
-    if gen.cond_kind != "text":
-        raise SystemExit(f"{teacher} is a {gen.cond_kind}-conditional generator; teacher_world needs a text teacher.")
-    default_sampler = gen.describe(None)
-    default_cfg = float(default_sampler["cfg_scale"])
+def world_prompts(args: argparse.Namespace, gen: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, int]:
+    """(prompts, subset or None for all, N): the held-out prompts a world preset scores, k images each.
+
+    Checks that evaluate's prompt cycling gives image i the prompt i mod P, so every prompt gets
+    exactly ``--images-per-prompt`` images.
+    """
     heldout = heldout_prompts_interleaved()
     n_prompts = len(heldout) if args.max_prompts is None else min(args.max_prompts, len(heldout))
     subset = None if n_prompts == len(heldout) else heldout[:n_prompts]
     prompts = heldout[:n_prompts]
-    k = args.images_per_prompt
-    num = n_prompts * k
-    # every prompt gets exactly k images: evaluate's conditions, image i ↔ prompt i mod P
+    num = n_prompts * args.images_per_prompt
     conds = conditions_for(gen, num) if subset is None else \
         conditions_for(gen, num, prompts=[m["prompt"] for m in subset], metadata=subset)
     if len(conds) != num or conds.distinct != n_prompts or \
             any(conds.metadata[i] != prompts[i % n_prompts] for i in range(num)):
         raise RuntimeError("evaluate's prompt cycling no longer gives image i the prompt i mod P; "
                            "every prompt would not get exactly --images-per-prompt images.")
-    del gen, conds
-    per_tag: dict[str, int] = {}
+    return prompts, subset, num
+
+
+def _per_tag(prompts: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
     for m in prompts:
-        per_tag[m["tag"]] = per_tag.get(m["tag"], 0) + 1
+        out[m["tag"]] = out.get(m["tag"], 0) + 1
+    return out
+
+
+def _text_teacher(path: str) -> tuple[dict[str, Any], Any]:
+    gen = load_generator(path, _device())
+    if gen.cond_kind != "text":
+        raise SystemExit(f"{path} is a {gen.cond_kind}-conditional generator; a world preset needs a text teacher.")
+    return gen.describe(None), gen
+
+
+def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = DataConfig(dataset="world")
+    teacher = str(args.teacher)
+    default_sampler, gen = _text_teacher(teacher)
+    default_cfg = float(default_sampler["cfg_scale"])
+    prompts, subset, num = world_prompts(args, gen)
+    n_prompts, k = len(prompts), args.images_per_prompt
+    del gen
+    per_tag = _per_tag(prompts)
 
     label = lambda n, w: f"N={n} cfg={w:g}"  # noqa: E731
     steps_rows = [Row(label(n, default_cfg), teacher, SamplingOptions(steps=n, cfg_scale=default_cfg))
@@ -466,6 +485,70 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     return metrics, config
 
 
+def dimo_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Text teacher at ``--dimo-steps`` (its default CFG) + one-step students, GenEval-like, one run.
+
+    Every row scores the same held-out prompts (``--images-per-prompt`` images each, see
+    :func:`world_prompts`). A student's temperature is the best of ``--temperatures`` by the
+    GenEval-like overall score on the first ``--sweep-prompts`` prompts (one image each), then the
+    student is scored on the full prompt set like the teacher rows. Speed: the teacher at 16 steps
+    with its CFG against every student, side by side.
+    """
+    data = DataConfig(dataset="world")
+    teacher = str(args.teacher)
+    default_sampler, gen = _text_teacher(teacher)
+    cfg = float(default_sampler["cfg_scale"])
+    prompts, subset, num = world_prompts(args, gen)
+    del gen
+    students = _pairs(args.students)
+    sweep_prompts = heldout_prompts_interleaved()[: args.sweep_prompts]
+    rows, sweeps = [], {}
+    for label, path in students:
+        sweep_rows = [Row(f"{label} τ={t:g}", path, SamplingOptions(temperature=t)) for t in args.temperatures]
+        res = run_rows(sweep_rows, ["geneval"], len(sweep_prompts), data, args.seed, args.progress,
+                       prompts=sweep_prompts)
+        sweeps[label] = {_key(t): r["geneval"] for t, r in zip(args.temperatures, res)}
+        best_t = max(args.temperatures, key=lambda t: sweeps[label][_key(t)])
+        rows.append(Row(f"{label} τ={best_t:g}", path, SamplingOptions(temperature=best_t)))
+    teacher_rows = [Row(f"teacher N={n} cfg={cfg:g}", teacher, SamplingOptions(steps=n, cfg_scale=cfg))
+                    for n in args.dimo_steps]
+    results = run_rows(teacher_rows + rows, ["geneval"], num, data, args.seed, args.progress, prompts=subset)
+    t16 = next((r for r in teacher_rows if r.options.steps == 16), teacher_rows[-1])
+    speeds = time_rows([t16, *rows], args.speed_batch, args.speed_repeats, prompts=subset)
+    sec = {k: v.seconds_per_image for k, v in speeds.items()}
+    for r in results:
+        if r["label"] in sec:
+            r["seconds_per_image"] = sec[r["label"]]
+    by = {r["label"]: r for r in results}
+    main, t16r = by[rows[0].label], by[t16.label]
+    t1 = next((by[r.label] for r in teacher_rows if r.options.steps == 1), None)
+    metrics = {
+        "preset": "dimo_world", "n": num, "num_prompts": len(prompts), "images_per_prompt": args.images_per_prompt,
+        "prompts_per_tag": _per_tag(prompts), "evaluator": GENEVAL_EVALUATOR, "teacher_cfg": cfg,
+        "teacher_rows": [by[r.label] for r in teacher_rows], "student_rows": [by[r.label] for r in rows],
+        "temperature_sweeps": {"metric": f"geneval overall on the first {len(sweep_prompts)} held-out prompts, "
+                                         f"one image each, same seed", **sweeps},
+        "targets": {
+            "student_geneval_over_teacher16": _ratio(main["geneval"], t16r["geneval"]),
+            "teacher16_geneval": t16r["geneval"], "student_geneval": main["geneval"],
+            "teacher_1step_geneval": t1["geneval"] if t1 else None,
+            "student_above_teacher_1step": t1 is not None and main["geneval"] > t1["geneval"],
+            f"speedup_vs_teacher16_cfg{cfg:g}": sec[t16.label] / sec[rows[0].label],
+        },
+        "speed_seconds_per_image": sec,
+        "speed": {"method": SPEED_METHOD, "batch_size": args.speed_batch, "repeats": args.speed_repeats,
+                  "device": _device()},
+    }
+    config = {"preset": "dimo_world", "teacher": teacher, "students": students, "n": num, "seed": args.seed,
+              "metrics": ["geneval"], "data": to_dict(data), "dimo_steps": args.dimo_steps,
+              "temperatures": args.temperatures, "sweep_prompts": len(sweep_prompts),
+              "prompts": (f"heldout_prompts_interleaved()[:{len(prompts)}]" if subset else
+                          "heldout_prompts_interleaved() (all)"),
+              "teacher_default_sampler": default_sampler, "speed_batch": args.speed_batch,
+              "speed_repeats": args.speed_repeats, "torch_threads": torch.get_num_threads(), "device": _device()}
+    return metrics, config
+
+
 # preset -> (function, defaults for the options left unset on the command line)
 PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict[str, Any]]] = {
     "teacher_mnist": (teacher_mnist, {"teacher": "checkpoints/teacher-mnist",
@@ -475,7 +558,12 @@ PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict
                                       "json": "benchmarks/results/teacher_world.json",
                                       "steps": [4, 8, 16, 32], "cfg_sweep": [1.0, 2.0, 3.0]}),
     "dimo_mnist": (dimo_mnist, {"teacher": "checkpoints/teacher-mnist", "json": "benchmarks/results/dimo_mnist.json",
-                                "num": 2000, "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0]}),
+                                "num": 2000, "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0],
+                                "students": "dimo=checkpoints/dimo-mnist",
+                                "temperatures": [1.0, 2.0, 3.0, 5.0, 7.0, 10.0]}),
+    "dimo_world": (dimo_world, {"teacher": "checkpoints/teacher-world", "json": "benchmarks/results/dimo_world.json",
+                                "steps": [16], "cfg_sweep": [2.0], "students": "dimo=checkpoints/dimo-world",
+                                "temperatures": [0.5, 1.0, 2.0, 3.0]}),
 }
 
 
@@ -497,16 +585,18 @@ def main() -> None:
     ap.add_argument("--cfg-sweep", type=_floats, help="CFG scales at 16 steps (default 1,1.5,2,3 / 1,2,3)")
     ap.add_argument("--images-per-prompt", type=int, default=4, help="teacher_world: images of every prompt")
     ap.add_argument("--max-prompts", type=int, help="teacher_world: first P held-out prompts only (quick checks)")
-    ap.add_argument("--students", default="dimo=checkpoints/dimo-mnist",
-                    help="dimo_mnist: LABEL=PATH one-step students (comma-separated)")
+    ap.add_argument("--students", help="dimo_*: LABEL=PATH one-step students (comma-separated; default "
+                                         "dimo=checkpoints/dimo-mnist or -world)")
     ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")
     ap.add_argument("--beta-fid", action="store_true", help="dimo_mnist: Inception FID for the β table too")
     ap.add_argument("--wait-minutes", type=float, default=0.0,
                     help="dimo_mnist: wait up to this long for student folders that are still being trained")
-    ap.add_argument("--temperatures", type=_floats, default=[1.0, 2.0, 3.0, 5.0, 7.0, 10.0],
-                    help="dimo_mnist: student sampling temperatures swept by domain FID")
+    ap.add_argument("--temperatures", type=_floats,
+                    help="dimo_*: student temperatures swept (domain FID / GenEval; default 1,2,3,5,7,10 / .5,1,2,3)")
+    ap.add_argument("--sweep-prompts", type=int, default=120,
+                    help="dimo_world: held-out prompts (one image each) of the temperature sweep")
     ap.add_argument("--dimo-steps", type=_ints, default=[1, 2, 4, 8, 16],
-                    help="dimo_mnist: teacher step counts reported next to the students")
+                    help="dimo_*: teacher step counts reported next to the students")
     ap.add_argument("--teacher-json", default="benchmarks/results/teacher_mnist.json",
                     help="dimo_mnist: where the teacher rows of the same run are written")
     ap.add_argument("--speed-batch", type=int, default=64)
@@ -516,7 +606,7 @@ def main() -> None:
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     args = ap.parse_args()
     fn, defaults = PRESETS[args.preset]
-    if args.preset == "teacher_world" and args.num is not None:
+    if args.preset in ("teacher_world", "dimo_world") and args.num is not None:
         ap.error("--num is for teacher_mnist; teacher_world uses N = prompts × --images-per-prompt.")
     for k, v in defaults.items():
         if getattr(args, k) is None:

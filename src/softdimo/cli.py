@@ -3,7 +3,9 @@
 ``softdimo COMMAND --config configs/….yaml [dotted.key=value …] [--resume]``. Training commands
 share one handler: load and validate the typed config, prepare the run folder, run the shared
 training loop, print where ``final/`` is. User mistakes raise :class:`SoftdimoError`, printed as
-one paragraph with exit status 2 (never a bare traceback).
+one paragraph with exit status 2 (never a bare traceback); a training run that fails (a crash, a
+full disk) prints which checkpoint is intact and exits with status 3. ``--allow-pickle`` opts in
+to pickle-based weights files (safetensors only otherwise).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,11 +40,16 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                                      "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
     "train-teacher": TrainCommand("softdimo.mdm.train", "TeacherRunConfig",
                                   "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
+    "train-reward": TrainCommand("softdimo.rewards.train", "RewardRunConfig",
+                                 "train an in-project reward network (mini-CLIP or attribute classifier)"),
     "distill": TrainCommand("softdimo.distill.train", "DistillRunConfig",
                             "Di[M]O: distil a teacher into a one-step student (data-free)"),
     "refine": TrainCommand("softdimo.distill.refine", "RefineRunConfig",
-                           "Soft-Di[M]O: refine a Di[M]O student with a GAN on the frozen teacher"),
+                           "Soft-Di[M]O: refine a Di[M]O student with a GAN and/or reward terms"),
 }
+
+
+DRY_RUN_COMMANDS = ("train-teacher", "distill", "refine")  # commands with a --dry-run memory plan
 
 
 def run_training(command: str, config_path: str | None, overrides: list[str], resume: bool,
@@ -57,7 +65,19 @@ def run_training(command: str, config_path: str | None, overrides: list[str], re
     return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress)
 
 
+def _cmd_dry_run(args: argparse.Namespace) -> int:
+    """Print the memory plan of a training command (models built on the meta device; nothing trains)."""
+    from .config import load_config
+    from .dryrun import plan_for
+
+    cfg_cls, _ = TRAIN_COMMANDS[args.command].load()
+    print(plan_for(args.command, load_config(cfg_cls, args.config, args.overrides)).table())
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "dry_run", False):
+        return _cmd_dry_run(args)
     result = run_training(args.command, args.config, args.overrides, args.resume, not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.command}: {result.steps} steps in {result.seconds:.0f}s; model saved to {result.final_dir}")
@@ -67,7 +87,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out, tiny=args.tiny, progress=not args.no_progress)
+    run_demo(out_dir=args.out, size="tiny" if args.tiny else "full" if args.full else "default",
+             progress=not args.no_progress)
     return 0
 
 
@@ -85,6 +106,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = evaluate(args.model, metrics, args.num, data, batch_size=args.batch_size, seed=args.seed,
                    progress=not args.no_progress,
                    sampling=None if sampling == SamplingOptions() else sampling)
+    if out is None:  # a rank other than 0 of `torchrun … eval`: it drew its share of the images
+        return 0
     if args.json:
         write_results(args.json, f"eval:{out['source']}", out,
                       config={"model": args.model, "metrics": metrics, "num": args.num,
@@ -110,6 +133,61 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tteo(args: argparse.Namespace) -> int:
+    from .sample import parse_labels
+    from .tteo import TTEORequest, load_tteo_config, run_tteo
+
+    cfg = load_tteo_config(args.config, args.overrides, iters=args.iters, best_of=args.best_of, lr=args.lr)
+    req = TTEORequest(model=args.model, out=args.out,
+                      labels=parse_labels(args.labels) if args.labels is not None else None,
+                      prompts=args.prompts, prompts_file=args.prompts_file, num=args.num, seed=args.seed,
+                      batch_size=args.batch_size, nrow=args.nrow, overwrite=args.overwrite, device=args.device)
+    out = run_tteo(req, cfg, progress=not args.no_progress)
+    scores = ", ".join(f"{k} {out['untouched_scores'][k]:.3f} -> {v:.3f}" for k, v in out["selected_scores"].items())
+    print(f"tteo: {out['num']} images ({cfg.iters} SGD steps, lr {cfg.lr}, best of {cfg.best_of}) in "
+          f"{out['seconds']:.1f}s -> {out['out']}; mean reward (one plain draw -> selected): {scores}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
+    from .results import now, write_results
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = BenchConfig(teacher=args.teacher, students=parse_students(args.students),
+                      batch_sizes=parse_int_list(args.batch_sizes, "--batch-sizes"),
+                      steps=parse_int_list(args.steps, "--steps"), cfg_scale=args.cfg, repeats=args.repeats,
+                      warmup=args.warmup, seed=args.seed, device=args.device,
+                      max_seconds_per_call=args.max_seconds_per_call)
+    started, t0 = now(), time.time()
+    metrics = run_bench(cfg)
+    if args.json:
+        from dataclasses import asdict
+
+        write_results(args.json, "speed", metrics, config=asdict(cfg), started=started, seconds=time.time() - t0)
+    print(format_table(metrics))
+    if args.json:
+        print(f"bench: wrote {args.json}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportOptions, build_report
+
+    out = build_report(ReportOptions(results=args.results, out=args.out, grids=args.grids,
+                                     checkpoints=args.checkpoints, device=args.device, seed=args.seed))
+    print(f"report: {out.sections} sections, {out.numbers} numbers, {len(out.not_measured)} results files not yet "
+          f"measured -> {out.markdown}, {out.html}")
+    return 0
+
+
+ALLOW_PICKLE_HELP = ("also accept pickle-based weights (.bin/.pt/.ckpt), read with torch.load(weights_only=True); "
+                     "only for files you trust (default: safetensors only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softdimo",
@@ -120,13 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML preset (e.g. configs/mnist/tokenizer.yaml)")
         p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
+        if name in DRY_RUN_COMMANDS:
+            p.add_argument("--dry-run", action="store_true",
+                           help="print parameter counts and estimated memory at train.batch_size and "
+                                "train.mixed_precision (models built on the meta device, no weights loaded), then exit")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
         p.set_defaults(func=_cmd_train)
     p = sub.add_parser("eval", help="metrics of a model, an image folder or a dataset split")
     p.add_argument("--model", required=True,
                    help="generator folder, folder of images, or data:NAME[:SPLIT] (floors)")
     p.add_argument("--metrics", default="fid,pr", help="comma-separated: fid,pr,domain_fid,classifier_score,geneval")
-    p.add_argument("--num", type=int, default=2000, help="number of evaluated images N")
+    p.add_argument("--num", "--num-images", dest="num", type=int, default=2000,
+                   help="number of evaluated images N (under torchrun write --num-images: torchrun takes --num itself)")
     p.add_argument("--data", default="mnist", choices=["mnist", "fashion", "world"],
                    help="reference dataset (its test split)")
     p.add_argument("--json", help="write a results JSON here")
@@ -136,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale of a generator model")
     p.add_argument("--temperature", type=float, help="token temperature of a generator model")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("sample", help="images from a teacher (--steps N) or a one-step generator")
     p.add_argument("--model", required=True, help="teacher or student folder (<run dir>/final of train-teacher or distill)")
@@ -155,10 +240,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_sample)
+    p = sub.add_parser("bench", help="speed and memory: teacher N steps (with/without CFG) vs one-step students")
+    p.add_argument("--teacher", required=True, help="teacher folder (e.g. checkpoints/teacher-mnist)")
+    p.add_argument("--students", nargs="*", help="NAME=FOLDER items (comma- or space-separated) of one-step students")
+    p.add_argument("--batch-sizes", default="1,4,16,64,256", help="comma-separated batch sizes")
+    p.add_argument("--steps", default="1,2,4,8,16", help="comma-separated teacher step counts N")
+    p.add_argument("--cfg", type=float, default=2.0, help="guidance scale of the guided teacher rows (unguided rows: 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per row and batch size (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per row and batch size")
+    p.add_argument("--max-seconds-per-call", type=float, help="skip a row's larger batches once a call took longer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", help="write the results JSON here (e.g. benchmarks/results/speed.json)")
+    p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("report", help="Markdown + self-contained HTML report from results JSON")
+    p.add_argument("--results", default="benchmarks/results", help="folder of results JSON files")
+    p.add_argument("--out", default="report", help="output folder (report.md, report.html, assets/)")
+    p.add_argument("--grids", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw side-by-side sample grids from the checkpoints (needs sampling; --no-grids skips)")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder of the shipped models used by the grids")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample grids")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("tteo", help="test-time embedding optimisation + best-of-N of a one-step student")
+    p.add_argument("--model", required=True, help="one-step student folder (distill / refine <run dir>/final)")
+    p.add_argument("--out", required=True, help="folder of PNGs (+ samples.json with every candidate's scores), "
+                                                "or one grid if it ends in .png")
+    p.add_argument("--config", help="YAML preset of the rewards and knobs (e.g. configs/world/tteo.yaml; "
+                                    "default: the shipped mini-CLIP + attribute rewards)")
+    p.add_argument("--iters", type=int, help="SGD steps on the input embedding (default 4)")
+    p.add_argument("--best-of", type=int, help="N candidates per condition, best by composite z-score (default 4)")
+    p.add_argument("--lr", type=float, help="SGD learning rate (default 0.2)")
+    cond = p.add_mutually_exclusive_group()
+    cond.add_argument("--labels", help="comma-separated class ids (class students; rewards read 'a photo of a 3')")
+    cond.add_argument("--prompts", "--prompt", nargs="+", help="one or more prompts (text students)")
+    cond.add_argument("--prompts-file", help=".jsonl of GenEval metadata with 'prompt', or .txt, one prompt a line")
+    p.add_argument("--num", type=int, help="number of images; the labels/prompts are cycled")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--nrow", type=int, help="images per grid row")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. soft_temperature=0.5")
+    p.set_defaults(func=_cmd_tteo)
     p = sub.add_parser("demo", help="the main job on the embedded default (small budget)")
     p.add_argument("--out", default="runs/demo", help="folder for the demo's outputs")
-    p.add_argument("--tiny", action="store_true", help="seconds-long version (used by the tests)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--tiny", action="store_true", help="seconds-long version (used by the tests)")
+    size.add_argument("--full", action="store_true", help="benchmark-size version: the presets' step counts, "
+                                                          "N = 2000 (hours on a CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
     return parser
@@ -173,11 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    from .pretrained import pickle_allowed
+
     try:
-        return args.func(args)
+        with pickle_allowed(getattr(args, "allow_pickle", False)):
+            return args.func(args)
     except SoftdimoError as e:
         print(f"softdimo {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)  # 2: bad input; 3: a run that failed (see train.faults)
     except KeyboardInterrupt:
         print(f"softdimo {args.command}: interrupted; the newest checkpoint-N/ is intact "
               f"(continue with --resume).", file=sys.stderr)

@@ -23,6 +23,28 @@ T = TypeVar("T")
 
 
 @dataclass
+class FaultConfig:
+    """Fault injection (all off by default): proves that no failure loses work.
+
+    Each knob names a 1-based optimiser step k (0 = off), counted as in ``checkpoint-k/`` and
+    ``metrics.jsonl``. The NaN/Inf guards let training continue; the others stop it, leaving the
+    newest complete checkpoint intact for ``--resume``.
+    """
+
+    nan_loss_at: int = 0  # every loss of step k is NaN (skipped and counted as nonfinite_loss)
+    inf_grad_at: int = 0  # one gradient entry of step k is +Inf (zeroed and counted as nonfinite_grad)
+    raise_at: int = 0  # an exception after the updates of step k (before its log and checkpoint)
+    disk_full_at: int = 0  # writing checkpoint-k fails with "No space left on device" (ENOSPC)
+    kill_at: int = 0  # SIGKILL the process after the updates of step k (a crash or power loss)
+    kill_in_checkpoint_at: int = 0  # SIGKILL while checkpoint-k is half written (before its rename)
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in dataclasses.asdict(self).items() if v < 0}
+        if bad:
+            raise ValueError(f"fault steps must be ≥ 0 (0 = off), got {bad}")
+
+
+@dataclass
 class TrainConfig:
     """Knobs shared by every training stage (the one training loop reads these)."""
 
@@ -49,6 +71,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0  # torch intra-op threads (0 = leave torch's default)
     export_dtype: Literal["float32", "float16"] = "float32"  # dtype of floating weights in final/
+    gradient_checkpointing: bool = False  # recompute block activations in backward (less memory, ~30% slower)
+    faults: FaultConfig = field(default_factory=FaultConfig)  # fault injection for tests (off)
 
 
 def torch_dtype(name: str):
@@ -97,6 +121,10 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
+        if isinstance(value, bool):  # YAML reads no/off/false (yes/on/true) as booleans
+            for word in (("yes", "on", "true") if value else ("no", "off", "false")):
+                if word in get_args(tp):
+                    return word
         choices = ", ".join(repr(a) for a in get_args(tp))
         raise ConfigError(f"{where}: config key '{key}' must be one of {choices}; got {value!r}.")
     if dataclasses.is_dataclass(tp):
@@ -150,16 +178,37 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at '{prefix or 'top level'}', got {data!r}.")
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
-        if key not in names:
+        if key not in fields:
             raise _unknown_key(cls, str(key), prefix, where)
+        default = _section_default(fields[key])
+        if default is not None and isinstance(value, dict):  # a partial section keeps this class's defaults
+            value = _merged(to_dict(default), value)
         kwargs[key] = _coerce(value, hints[key], prefix + key, where)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: invalid values at '{prefix or 'top level'}': {e}") from e
+
+
+def _section_default(f: dataclasses.Field) -> Any:
+    """The default instance of a nested-section field (its ``default_factory``), else None.
+
+    A stage may give a shared section its own defaults (``DistillRunConfig.train`` defaults to
+    ``TrainConfig(lr=1e-5, ema_decay=0.9999, …)``); keys a YAML section leaves out keep those.
+    """
+    if f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+        return None
+    value = f.default_factory()  # type: ignore[misc]
+    return value if dataclasses.is_dataclass(value) else None
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys laid over it (a nested section given in ``update`` is then
+    completed by its own field's default, one level down)."""
+    return {**base, **update}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -242,5 +291,5 @@ def save_config(cfg: Any, path: str | Path) -> None:
     atomic_write_bytes(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
 
-__all__ = ["TrainConfig", "DataConfig", "load_config", "from_dict", "to_dict", "save_config",
+__all__ = ["TrainConfig", "FaultConfig", "DataConfig", "load_config", "from_dict", "to_dict", "save_config",
            "parse_override", "field"]

@@ -1,19 +1,27 @@
 """`save_pretrained` / `from_pretrained` for every softdimo model.
 
 A pretrained folder holds ``config.json`` (the model's typed config plus a ``_class`` tag) and
-``model.safetensors`` (the weights). Weights are only ever read from safetensors, never from
-pickle. Files are written to a temporary name and renamed, so a crash never leaves a
-half-written folder behind, and loading checks the class tag, the config keys and every tensor
-shape so that a mismatched checkpoint fails with a clear message.
+``model.safetensors`` (the weights). Files are written to a temporary name and renamed, so a
+crash never leaves a half-written folder behind, and loading checks the class tag, the config keys
+and every tensor shape so that a mismatched checkpoint fails with a clear message.
+
+Safe loading: weights are read from safetensors. A pickle-based file (``.bin``, ``.pt``, ``.pth``,
+``.ckpt``, ``.pkl``; e.g. a folder holding ``pytorch_model.bin``) can run arbitrary code when
+unpickled, so it is refused with a :class:`CheckpointError` unless the caller opts in, with
+``allow_pickle=True`` or inside ``with pickle_allowed():`` (the CLI's ``--allow-pickle``); it is
+then read with ``torch.load(weights_only=True)``, which accepts tensors and plain containers only.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import pickle
 import tempfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Iterator, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -23,6 +31,34 @@ from .errors import CheckpointError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # weights files that need unpickling
+PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")  # looked for in a folder
+
+_ALLOW_PICKLE: ContextVar[bool] = ContextVar("softdimo_allow_pickle", default=False)
+
+
+@contextmanager
+def pickle_allowed(allow: bool = True) -> Iterator[None]:
+    """Within this block, loads that are not told otherwise accept pickle-based weights (opt-in)."""
+    token = _ALLOW_PICKLE.set(allow)
+    try:
+        yield
+    finally:
+        _ALLOW_PICKLE.reset(token)
+
+
+def pickle_is_allowed(allow_pickle: bool | None = None) -> bool:
+    """``allow_pickle`` itself, or (None) the setting of the enclosing :func:`pickle_allowed` block."""
+    return _ALLOW_PICKLE.get() if allow_pickle is None else bool(allow_pickle)
+
+
+def find_weights(folder: str | os.PathLike) -> Path | None:
+    """The weights file of a pretrained folder: ``model.safetensors``, else a pickle-based one, else None."""
+    folder = Path(folder)
+    for name in (WEIGHTS_NAME, *PICKLE_NAMES):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 M = TypeVar("M", bound="PretrainedMixin")
 
@@ -69,18 +105,49 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
         raise
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any read failure into a :class:`CheckpointError`."""
+def load_tensors(path: Path, allow_pickle: bool | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning any read failure into a :class:`CheckpointError`.
+
+    A pickle-based file (:data:`PICKLE_SUFFIXES`) is refused unless pickle is allowed
+    (``allow_pickle=True``, or None inside :func:`pickle_allowed`); it is then read with
+    ``torch.load(weights_only=True)`` and must hold a flat dict of tensors.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {path} does not exist. Point to a folder written by "
                               f"save_pretrained (it holds {CONFIG_NAME} and {WEIGHTS_NAME}).")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        if not pickle_is_allowed(allow_pickle):
+            raise CheckpointError(
+                f"{path} is a pickle-based weights file, and unpickling can run arbitrary code, so softdimo "
+                f"reads weights from safetensors only. If you trust where the file comes from, pass "
+                f"allow_pickle=True (command line: --allow-pickle); it is then read with "
+                f"torch.load(weights_only=True). Better, convert it once to {WEIGHTS_NAME} with "
+                f"safetensors.torch.save_file.")
+        return _load_pickle(path)
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"weights file {path} is corrupt or not a safetensors file ({e}). "
                               f"Re-create it with the command in the model card, or restore it "
                               f"from version control.") from e
+
+
+def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` of an opted-in pickle file: a state dict of tensors."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} could not be read with torch.load(weights_only=True) ({e}); it is "
+                              f"corrupt or holds objects other than tensors, which softdimo never "
+                              f"unpickles.") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in obj.items()):
+        raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors); "
+                              f"softdimo cannot load weights from it.")
+    return obj
 
 
 class PretrainedMixin:
@@ -131,12 +198,17 @@ class PretrainedMixin:
         return from_dict(cls.config_class, raw, where=str(cfg_file))
 
     @classmethod
-    def from_pretrained(cls: type[M], path: str | os.PathLike, map_location: str | torch.device = "cpu") -> M:
-        """Build the model from ``config.json`` and load ``model.safetensors`` strictly."""
+    def from_pretrained(cls: type[M], path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                        allow_pickle: bool | None = None) -> M:
+        """Build the model from ``config.json`` and load ``model.safetensors`` strictly.
+
+        A folder with only pickle-based weights (``pytorch_model.bin``, ``model.pt``, …) is refused
+        unless pickle is allowed (module docstring).
+        """
         path = Path(path)
         config = cls.read_config(path)
         model = cls(config)  # type: ignore[call-arg]
-        state = load_tensors(path / WEIGHTS_NAME)
+        state = load_tensors(find_weights(path) or path / WEIGHTS_NAME, allow_pickle)
         own = model.state_dict()  # type: ignore[attr-defined]
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))

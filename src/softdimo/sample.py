@@ -134,9 +134,27 @@ def _load_student(path: Path, device: str | torch.device) -> ImageGenerator:
     return StudentGenerator(OneStepStudent.from_pretrained(path, map_location=device))
 
 
-# manifest kind -> loader(path, device)
+def _load_amused_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
+    from .teachers.amused import KIND, AmusedTeacher
+
+    gen = TeacherGenerator(AmusedTeacher.from_pretrained(path, map_location=device))
+    gen.kind = KIND
+    return gen
+
+
+def _load_amused_student(path: Path, device: str | torch.device) -> ImageGenerator:
+    from .teachers.amused import STUDENT_KIND, AmusedStudent
+
+    gen = StudentGenerator(AmusedStudent.from_pretrained(path, map_location=device))
+    gen.kind = STUDENT_KIND
+    return gen
+
+
+# manifest kind -> loader(path, device); an aMUSEd folder (no manifest) reads as "amused-teacher"
 GENERATOR_KINDS: dict[str, Callable[[Path, Any], ImageGenerator]] = {"native-teacher": _load_native_teacher,
-                                                                      "dimo-student": _load_student}
+                                                                      "dimo-student": _load_student,
+                                                                      "amused-teacher": _load_amused_teacher,
+                                                                      "amused-student": _load_amused_student}
 
 
 def read_kind(path: str | Path) -> str | None:
@@ -155,7 +173,9 @@ def read_kind(path: str | Path) -> str | None:
             if not isinstance(kind, str):
                 raise CheckpointError(f"{f} has no \"kind\"; the model folder is corrupt.")
             return kind
-    return None
+    from .teachers.amused import KIND as AMUSED_KIND, is_amused_folder
+
+    return AMUSED_KIND if is_amused_folder(path) else None
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> ImageGenerator:

@@ -130,11 +130,22 @@ class DiscriminatorHead(nn.Module):
         return out
 
 
+def _tap_shape(backbone: Any) -> tuple[int, int, int]:
+    """(blocks, width, class labels) of the hidden states ``backbone(..., return_hidden=True)`` returns:
+    a :class:`~softdimo.mdm.MaskedTransformer`'s config, or an adapter's ``num_hidden_layers`` /
+    ``hidden_width`` (e.g. :class:`~softdimo.teachers.amused.AmusedNetwork`, text-only)."""
+    if hasattr(backbone, "num_hidden_layers") and hasattr(backbone, "hidden_width"):
+        return int(backbone.num_hidden_layers), int(backbone.hidden_width), int(getattr(backbone, "num_classes", 0))
+    cfg = backbone.config
+    return cfg.depth, cfg.hidden, cfg.num_classes if cfg.cond == "class" else 0
+
+
 class TeacherDiscriminator(nn.Module):
     """D_η: the frozen teacher backbone plus one :class:`DiscriminatorHead` per tapped block.
 
-    ``backbone`` is the teacher's :class:`~softdimo.mdm.MaskedTransformer` (a bundle with an
-    ``mdm`` attribute, such as :class:`~softdimo.teachers.NativeTeacher`, is unwrapped). It is
+    ``backbone`` is the teacher's :class:`~softdimo.mdm.MaskedTransformer` or an adapter's network
+    (a bundle with an ``mdm`` attribute, such as :class:`~softdimo.teachers.NativeTeacher` or the
+    aMUSEd teacher, is unwrapped). It is
     frozen (``requires_grad_(False)``) and kept in a plain attribute, not as a submodule, so
     ``parameters()``, ``state_dict()`` and an optimiser built from them hold the heads only, and
     ``.to()`` / ``.train()`` leave the backbone alone (its owner places it and sets its mode).
@@ -147,13 +158,13 @@ class TeacherDiscriminator(nn.Module):
         backbone.requires_grad_(False)
         object.__setattr__(self, "_backbone", backbone)  # not registered: no trainable teacher weights
         self.config = config or GANConfig()
-        mdm_cfg = backbone.config
+        depth, width, own_classes = _tap_shape(backbone)
         if num_classes is None:
-            num_classes = mdm_cfg.num_classes if mdm_cfg.cond == "class" else 0
-        self.layers = self.config.tap_layers(mdm_cfg.depth)
-        hidden = self.config.head_hidden or mdm_cfg.hidden
+            num_classes = own_classes
+        self.layers = self.config.tap_layers(depth)
+        hidden = self.config.head_hidden or width
         n_cls = num_classes if self.config.class_projection else 0
-        self.heads = nn.ModuleList(DiscriminatorHead(mdm_cfg.hidden, hidden, n_cls) for _ in self.layers)
+        self.heads = nn.ModuleList(DiscriminatorHead(width, hidden, n_cls) for _ in self.layers)
 
     @property
     def backbone(self) -> Any:

@@ -1,14 +1,21 @@
-"""`softdimo refine`: Soft-Di[M]O GAN refinement of a Di[M]O student (METHOD.md §B.1–§B.3, §B.6, §B.8).
+"""`softdimo refine`: Soft-Di[M]O refinement of a Di[M]O student: GAN and/or rewards (METHOD.md §B.1–§B.8).
 
 Starts from a one-step student folder (``softdimo distill``'s ``final/``; its ``aux/`` holds ψ,
 which continues here, else ψ restarts from the teacher's weights) and keeps training it
-with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN`` (§B.3):
+with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward`` (§B.3, §B.4):
 
 * ``L_DiMO``: the Di[M]O surrogate of :class:`~softdimo.distill.train.DistillStage` (hard sampled
   tokens, teacher with CFG, auxiliary ψ), computed on the same student logits z;
 * ``L_GAN = mean softplus(−D(ẽ_r, r))`` (non-saturating) with ẽ = E_φᵀ softmax(z), the soft
   embedding in the **teacher's** input table (§B.1; ``gan.embedding=gumbel`` swaps in the
-  Gumbel straight-through baseline, §B.6), mask-augmented by r ~ U(gan.mask_ratio_range).
+  Gumbel straight-through baseline, §B.6), mask-augmented by r ~ U(gan.mask_ratio_range);
+* ``L_reward = −mean Σ_i λ_i R̂_i(Dec(Emb_Dec(z)), c)`` (§B.4, :mod:`softdimo.distill.reward`): the
+  configured reward terms (``reward.terms``) of the image decoded from the soft embedding in the
+  **tokenizer decoder's** codebook (``reward.embedding=gumbel``: the straight-through baseline).
+  Class students are scored with their labels' prompts ("a photo of a 3").
+
+``gan.w_gan=0`` switches the GAN off entirely: no discriminator, no discriminator phase and no
+real images are loaded (a text-to-image reward refinement needs no data, only prompts).
 
 A third phase trains the discriminator heads (:class:`~softdimo.distill.gan.TeacherDiscriminator`,
 frozen teacher backbone) on real token embeddings E_φ[x] of real training images (tokenized once
@@ -16,14 +23,18 @@ and cached, the only real data in the recipe) against detached fake embeddings o
 draws: BCE or hinge, optional R1 on the real embeddings, lr = ``gan.lr_disc_mult`` × train.lr.
 
 Ablations by config alone (§B.8): ``gan.embedding=gumbel``; ``dimo_weight=0`` (GAN only: the
-teacher/ψ passes and the ψ phase are skipped); ``gan.mask_ratio_range=[0,0]``; ``gan.w_gan=…``.
+teacher/ψ passes and the ψ phase are skipped); ``gan.mask_ratio_range=[0,0]``; ``gan.w_gan=…``;
+reward-only: ``dimo_weight=0 gan.w_gan=0``; ``reward.embedding=gumbel``. Reward runs:
+``configs/world/soft_reward.yaml``.
 The "long stage" of §B.3 (resume from the previous stage, lower lr, AdamW with weight decay 0.01)
 is ``configs/mnist/soft_gan_long.yaml``: ``train.optimizer: adamw``, ``train.weight_decay: 0.01``.
 
 Logged (generator phase) besides Di[M]O's: ``gan_loss``, ``dimo_loss`` and, every log step, the
 soft-vs-hard diagnostics of §B.2 on the current batch: ``soft_entropy``, ``soft_p_max``,
-``soft_cov_trace`` (tr Σ) and ``soft_gap`` (Monte-Carlo |D(ẽ) − E_{x~p} D(E[x])|). Discriminator
-phase: ``d_real``, ``d_fake`` (mean logits) and ``d_acc``.
+``soft_cov_trace`` (tr Σ) and ``soft_gap`` (Monte-Carlo |D(ẽ) − E_{x~p} D(E[x])|; without a GAN, f is
+the reward of the decoded image and the table the decoder codebook); with rewards ``reward`` (the
+weighted sum) and ``reward_<name>`` per term (normalised). Discriminator phase: ``d_real``,
+``d_fake`` (mean logits) and ``d_acc``.
 """
 from __future__ import annotations
 
@@ -38,12 +49,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..config import DataConfig, TrainConfig
 from ..data import build_dataset
 from ..errors import ConfigError
-from ..mdm import MaskedTransformer
 from ..mdm.train import cached_token_ids
 from ..paths import find_folder
 from ..soft import soft_diagnostics
 from ..train import Context, Phase, Tick
 from .dimo import surrogate_loss
+from .reward import RewardLossConfig, reward_images, reward_loss
 from .gan import (GANConfig, TeacherDiscriminator, discriminator_loss, draw_mask_ratios, fake_embeddings,
                   generator_gan_loss, mask_augment, r1_penalty)
 from .student import OneStepStudent
@@ -65,13 +76,16 @@ class RefineRunConfig(DistillRunConfig):
     token_cache: bool = True  # cache the tokenized real images on disk (built-in datasets)
     tokenize_batch_size: int = 500
     diag_samples: int = 4  # Monte-Carlo draws of the soft-vs-hard gap at each log step (0 = off)
+    reward: RewardLossConfig = field(default_factory=RewardLossConfig)  # reward terms (§B.4); off by default
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.dimo_weight < 0 or self.max_real_images < 0 or self.diag_samples < 0:
             raise ValueError("dimo_weight, max_real_images and diag_samples must be ≥ 0")
-        if self.dimo_weight == 0 and self.gan.w_gan == 0:
-            raise ValueError("dimo_weight and gan.w_gan are both 0: nothing would train the student")
+        if self.gan.w_gan < 0:
+            raise ValueError("gan.w_gan must be ≥ 0 (0 switches the GAN off)")
+        if self.dimo_weight == 0 and self.gan.w_gan == 0 and self.reward.w_reward == 0:
+            raise ValueError("dimo_weight, gan.w_gan and reward.w_reward are all 0: nothing would train the student")
 
 
 def resolve_student(value: str) -> Path:
@@ -84,7 +98,7 @@ def resolve_student(value: str) -> Path:
 
 
 class RefineStage(DistillStage):
-    """Soft-Di[M]O: Di[M]O + a GAN on the frozen teacher, from a distilled student (module docstring)."""
+    """Soft-Di[M]O: Di[M]O + a GAN on the frozen teacher and/or rewards, from a distilled student (module docstring)."""
 
     cfg: RefineRunConfig
 
@@ -92,16 +106,20 @@ class RefineStage(DistillStage):
         super().setup(ctx)
         cfg = self.cfg
         self.student_dir = resolve_student(cfg.student)
-        start = OneStepStudent.from_pretrained(self.student_dir, map_location=ctx.device)
+        start = self.teacher.load_student(self.student_dir, map_location=ctx.device)
         if (start.num_tokens, tuple(start.grid), start.cond_kind) != (
                 self.teacher.num_tokens, tuple(self.teacher.grid), self.teacher.cond_kind):
             raise ConfigError(f"student {self.student_dir} (K={start.num_tokens}, grid {start.grid}, "
                               f"{start.cond_kind}) does not fit teacher {self.teacher_dir} (K={self.teacher.num_tokens}, "
                               f"grid {self.teacher.grid}, {self.teacher.cond_kind}); refine the student of this teacher.")
         self.student.load_state_dict(start.mdm.state_dict())
-        aux_dir = self.student_dir / AUX_DIR
-        if (aux_dir / "model.safetensors").is_file():  # continue ψ; without it ψ restarts from φ
-            self.aux.load_state_dict(MaskedTransformer.from_pretrained(aux_dir).state_dict())
+        aux = self.teacher.load_network(self.student_dir / AUX_DIR)
+        if aux is not None:  # continue ψ; without it ψ restarts from φ
+            self.aux.load_state_dict(aux.state_dict())
+        self.rewards = self._build_rewards(ctx)
+        self.disc = None
+        if cfg.gan.w_gan == 0:  # GAN off: no discriminator, no discriminator phase, no real images
+            return
         self.disc = TeacherDiscriminator(self.teacher.mdm, cfg.gan).to(ctx.device).train()
         data = build_dataset(cfg.data, "train")
         if self.teacher.cond_kind == "class" and (data.labels is None or data.num_classes != self.teacher.num_classes):
@@ -109,15 +127,33 @@ class RefineStage(DistillStage):
                               f"dataset '{data.name}' has {data.num_classes or 'no'} classes.")
         n = len(data) if cfg.max_real_images == 0 else min(cfg.max_real_images, len(data))
         tok_dir = self.teacher_dir / "tokenizer"
-        self.real_ids = cached_token_ids(self.teacher.tokenizer, tok_dir, cfg.data, data, n, cfg.token_cache,
+        use_cache = cfg.token_cache and self.teacher_kind == "native"  # the cache key reads a native tokenizer/
+        self.real_ids = cached_token_ids(self.teacher.tokenizer, tok_dir, cfg.data, data, n, use_cache,
                                          cfg.tokenize_batch_size, ctx.device, ctx.accelerator.is_main_process)
         self.real_labels = data.labels[:n].clone() if self.teacher.cond_kind == "class" else None
         self.real_data = data
 
+    def _build_rewards(self, ctx: Context):
+        """The weighted composite of ``reward.terms`` (None without terms), in training mode (running z-scores)."""
+        if not self.cfg.reward.terms:
+            return None
+        from ..rewards import build_composite
+
+        return build_composite(self.cfg.reward.terms, ctx.device).train()
+
+    def reward_prompts(self, inputs: dict) -> list[str]:
+        """The prompts the rewards read: the drawn prompts, or the labels' prompts ("a photo of a 3")."""
+        if "prompts" in inputs:
+            return list(inputs["prompts"])
+        from ..rewards.inputs import label_prompts
+
+        return label_prompts(inputs["labels"])
+
     # ------------------------------------------------------------------ generator
     def generator_loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, b, g = self.cfg, self.ctx.micro_batch_size, self.ctx.generator
-        cond = self.draw_condition(b)
+        inputs = self.draw_inputs(b)
+        cond = self.teacher.encode_condition(**inputs)
         z = self.student_logits(b, tick.step, cond)
         loss = z.new_zeros(())
         logs: dict[str, float] = {}
@@ -126,15 +162,48 @@ class RefineStage(DistillStage):
             l_dimo = surrogate_loss(z, grad)
             loss = loss + cfg.dimo_weight * l_dimo
             logs["dimo_loss"] = float(l_dimo.detach())
-        table = self.teacher.embedding_table()
-        fake = fake_embeddings(z, table, cfg.gan, generator=g)
-        r = draw_mask_ratios(b, cfg.gan.mask_ratio_range, generator=g).to(z.device)
-        l_gan = generator_gan_loss(self.disc.score(fake, cond, r, generator=g))
-        loss = loss + cfg.gan.w_gan * l_gan
-        logs["gan_loss"] = float(l_gan.detach())
-        if cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
-            logs.update(self._diagnostics(z, table, cond, r))
+        prompts = None
+        if self.rewards is not None:
+            prompts = self.reward_prompts(inputs)
+            l_reward, reward_logs = reward_loss(self.rewards, reward_images(self.teacher, z, cfg.reward, g), prompts)
+            loss = loss + cfg.reward.w_reward * l_reward
+            logs.update(reward_logs)
+        if self.disc is not None:
+            table = self.teacher.embedding_table()
+            fake = fake_embeddings(z, table, cfg.gan, generator=g)
+            r = draw_mask_ratios(b, cfg.gan.mask_ratio_range, generator=g).to(z.device)
+            l_gan = generator_gan_loss(self.disc.score(fake, cond, r, generator=g))
+            loss = loss + cfg.gan.w_gan * l_gan
+            logs["gan_loss"] = float(l_gan.detach())
+            if cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
+                logs.update(self._diagnostics(z, table, cond, r))
+        elif cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
+            logs.update(self._reward_diagnostics(z, prompts))
         return loss, logs
+
+    @torch.no_grad()
+    def _reward_diagnostics(self, z: torch.Tensor, prompts: list[str] | None) -> dict[str, float]:
+        """§B.2 on the reward path: tr Σ over the decoder codebook and the soft-vs-hard gap of the reward."""
+        tok = self.teacher.tokenizer
+        if not hasattr(tok, "codebook") or not hasattr(tok, "decode_latent"):
+            return {f"soft_{k}": v for k, v in soft_diagnostics(z.detach(), self.teacher.embedding_table(),
+                                                                 samples=0).items()}
+        f = None
+        if self.rewards is not None and prompts is not None:
+            h, w = tok.grid
+            rewards = self.rewards
+
+            def f(e: torch.Tensor) -> torch.Tensor:
+                was = rewards.training
+                rewards.eval()  # no running-statistics update from diagnostic draws
+                try:
+                    return rewards.score(tok.decode_latent(e.reshape(e.shape[0], h, w, -1)), prompts)
+                finally:
+                    rewards.train(was)
+
+        diag = soft_diagnostics(z.detach(), tok.codebook(), f=f, samples=self.cfg.diag_samples,
+                                generator=self.ctx.generator)
+        return {f"soft_{k}": v for k, v in diag.items()}
 
     @torch.no_grad()
     def _diagnostics(self, z: torch.Tensor, table: torch.Tensor, cond, r: torch.Tensor) -> dict[str, float]:
@@ -187,18 +256,27 @@ class RefineStage(DistillStage):
 
     # ------------------------------------------------------------------ loop protocol
     def modules(self) -> dict[str, nn.Module]:
-        return {**super().modules(), "disc": self.disc}
+        out = dict(super().modules())
+        if self.disc is not None:
+            out["disc"] = self.disc
+        if self.rewards is not None:  # frozen networks, but running z-score statistics are state
+            out["rewards"] = self.rewards
+        return out
 
     def phases(self) -> list[Phase]:
         t, gan = self.cfg.train, self.cfg.gan
         gen, aux = super().phases()
-        disc = Phase.from_train("disc", self.disc, self.disc_loss, t, lr=t.lr * gan.lr_disc_mult, grad_clip=None)
-        return [gen, disc] if self.cfg.dimo_weight == 0 else [gen, aux, disc]
+        out = [gen] if self.cfg.dimo_weight == 0 else [gen, aux]
+        if self.disc is not None:
+            out.append(Phase.from_train("disc", self.disc, self.disc_loss, t, lr=t.lr * gan.lr_disc_mult,
+                                        grad_clip=None))
+        return out
 
     def student_bundle(self, mdm: nn.Module) -> OneStepStudent:
         s = super().student_bundle(mdm)
         s.training_info = {**s.training_info, "refined_from": str(self.cfg.student),
-                           "refine": {"dimo_weight": self.cfg.dimo_weight, "gan": _plain(asdict(self.cfg.gan))}}
+                           "refine": {"dimo_weight": self.cfg.dimo_weight, "gan": _plain(asdict(self.cfg.gan)),
+                                      "reward": _plain(asdict(self.cfg.reward))}}
         return s
 
 

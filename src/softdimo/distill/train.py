@@ -2,7 +2,10 @@
 
 Models (§A.1): the teacher φ is loaded from a teacher folder and frozen; the student θ and the
 auxiliary ψ are deep copies of φ's MDM, with their embedding layers (token table, positional
-embeddings, tied head bias) frozen unless ``dimo.freeze_embeddings=false``.
+embeddings, tied head bias) frozen unless ``dimo.freeze_embeddings=false``. ``teacher_kind``
+picks the adapter (:mod:`softdimo.teachers.registry`: softdimo's own teacher folder, or a local
+aMUSEd folder); the stage only talks to the Teacher protocol and the teacher's distillation hooks
+(``trainable_copy``, ``make_student``), so every kind distils, refines and exports the same way.
 
 Two phases per step, each on its own fresh batch of conditions (labels or prompts only; **no
 image is read**, §A.1 "data-free"):
@@ -31,7 +34,6 @@ in train mode (dropout active, as in the released code) and the teacher in eval 
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,8 +47,9 @@ from ..errors import ConfigError
 from ..mdm.masking import MaskSchedule, exact_count_mask, masked_ce_loss
 from ..mdm.sampler import MaskGITSampler
 from ..paths import find_folder
+from ..teachers.bundle import read_manifest
 from ..soft import token_entropy, token_pmax
-from ..teachers import NativeTeacher
+from ..teachers.registry import TeacherKind, load_teacher, resolve_kind
 from ..train import Context, Phase, Tick
 from .dimo import (Weighting, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
                    sample_weights, surrogate_loss)
@@ -117,6 +120,7 @@ class DistillRunConfig:
         max_steps=2000, batch_size=64, lr=1e-5, warmup_steps=100, grad_clip=1.0, ema_decay=0.9999,
         checkpoint_every=500, sample_every=500, log_every=10))
     teacher: str = "checkpoints/teacher-mnist"  # teacher folder; relative: cwd, else the project root
+    teacher_kind: TeacherKind = "auto"  # native (teacher.json) or amused (a local aMUSEd folder); auto = detect
     dimo: DiMOConfig = field(default_factory=DiMOConfig)
     prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
     prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
@@ -127,8 +131,27 @@ class DistillRunConfig:
             raise ValueError(f"sample_temperature must be ≥ 0, got {self.sample_temperature}")
 
 
-def resolve_teacher(value: str) -> Path:
-    """A teacher folder (with ``teacher.json``): absolute, relative to the cwd, or to the project root."""
+def resolve_teacher(value: str, kind: str = "native") -> Path:
+    """A teacher folder: absolute, relative to the cwd, or to the project root.
+
+    Native teachers hold ``teacher.json``; with ``kind`` auto or amused an aMUSEd folder
+    (``model_index.json`` or ``transformer/config.json``) is accepted too. An amused path that
+    is not found is returned as given: the adapter then lists what is missing.
+    """
+    student = find_folder(value, "student.json")
+    if student is not None and find_folder(value, "teacher.json") != student:
+        origin = (read_manifest(student, "student.json") or {}).get("distillation", {}).get("teacher")
+        hint = f" (this one was distilled from {origin!r})" if origin else ""
+        raise ConfigError(f"teacher={value!r} is a one-step student folder (student.json), not a teacher. "
+                          f"Pass the teacher it was distilled from{hint}; to continue training a student "
+                          f"use `softdimo refine` with student={value!r}.")
+    if kind != "native":
+        for marker in ("teacher.json", "model_index.json", "transformer/config.json"):
+            found = find_folder(value, marker)
+            if found is not None:
+                return found
+        if kind == "amused":
+            return Path(value).expanduser()
     found = find_folder(value, "teacher.json")
     if found is None:
         raise ConfigError(f"teacher folder {value!r} not found (no teacher.json there, nor under the project "
@@ -152,11 +175,12 @@ class DistillStage:
     def setup(self, ctx: Context) -> None:
         self.ctx = ctx
         cfg, d = self.cfg, self.cfg.dimo
-        self.teacher_dir = resolve_teacher(cfg.teacher)
-        teacher = NativeTeacher.from_pretrained(self.teacher_dir, map_location=ctx.device)
+        self.teacher_dir = resolve_teacher(cfg.teacher, cfg.teacher_kind)
+        self.teacher_kind = resolve_kind(cfg.teacher_kind, self.teacher_dir)
+        teacher = load_teacher(self.teacher_kind, self.teacher_dir, device=ctx.device)
         self.teacher = teacher.requires_grad_(False).train(d.teacher_dropout)
-        self.student = copy.deepcopy(teacher.mdm).requires_grad_(True)
-        self.aux = copy.deepcopy(teacher.mdm).requires_grad_(True)
+        self.student = teacher.trainable_copy().requires_grad_(True)
+        self.aux = teacher.trainable_copy().requires_grad_(True)
         if d.freeze_embeddings:
             freeze_embeddings(self.student)
             freeze_embeddings(self.aux)
@@ -189,17 +213,21 @@ class DistillStage:
             self.sample_labels, self.sample_prompts, self.grid_nrow = None, prompts * 2, SAMPLE_PROMPTS
 
     # ------------------------------------------------------------------ draws
-    def draw_condition(self, batch: int):
-        """Random labels ~ U{0..K−1}, or random prompts (data-free: no image is read)."""
+    def draw_inputs(self, batch: int) -> dict:
+        """``{"labels": …}`` ~ U{0..K−1} or ``{"prompts": […]}`` (data-free: no image is read)."""
         g = self.ctx.generator
         if self.teacher.cond_kind == "class":
             labels = torch.randint(0, self.teacher.num_classes, (batch,), generator=g)
-            return self.teacher.encode_condition(labels=labels.to(self.ctx.device))
+            return {"labels": labels.to(self.ctx.device)}
         n = len(self.prompts) if self.prompts is not None else len(self.prompt_source)  # type: ignore[arg-type]
         idx = torch.randint(0, n, (batch,), generator=g).tolist()
         prompts = ([self.prompts[i] for i in idx] if self.prompts is not None
                    else [self.prompt_source.prompt(i) for i in idx])  # type: ignore[union-attr]
-        return self.teacher.encode_condition(prompts=prompts)
+        return {"prompts": prompts}
+
+    def draw_condition(self, batch: int):
+        """The encoded condition of :meth:`draw_inputs`."""
+        return self.teacher.encode_condition(**self.draw_inputs(batch))
 
     def student_logits(self, batch: int, step: int, cond) -> torch.Tensor:
         """z = θ(noised embed(x_init), c), [B, L, K]."""
@@ -285,16 +313,13 @@ class DistillStage:
         return ["student"]
 
     def student_bundle(self, mdm: nn.Module) -> OneStepStudent:
-        """``mdm`` with the teacher's tokenizer (and text encoder) and the training r_init/σ as a student."""
+        """``mdm`` with the teacher's frozen parts and the training r_init/σ as a student (the teacher
+        builds it: a :class:`OneStepStudent` for a native teacher, an ``AmusedStudent`` for aMUSEd)."""
         d = self.cfg.dimo
         sampler = OneStepSampler(r_init=d.inference_r_init(), sigma=d.sigma, temperature=self.cfg.sample_temperature)
         info = {"teacher": str(self.cfg.teacher), "beta": d.beta, "teacher_cfg": d.teacher_cfg,
                 "steps": self.cfg.train.max_steps, "dimo": _plain(asdict(d))}
-        s = OneStepStudent(mdm, self.teacher.tokenizer, sampler, training=info)
-        s.train(mdm.training)  # the bundle's mode is the MDM's (sampling restores it afterwards)
-        if self.teacher.cond_kind == "text":
-            s._text_encoder = self.teacher.text_encoder
-        return s
+        return self.teacher.make_student(mdm, sampler, info)
 
     @torch.no_grad()
     def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:

@@ -112,20 +112,24 @@ class GeneratorSource(ImageSource):
     Class generators get labels 0..K−1 in round-robin order; text generators the committed
     held-out prompts of the digit world (tags interleaved), cycled, with their GenEval
     metadata. ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides the model's
-    steps / CFG / temperature.
+    steps / CFG / temperature. Under several processes, process ``rank`` draws every
+    ``world``-th batch with seed ``seed · world + rank`` (:mod:`softdimo.eval.shard`).
     """
+
+    shardable = True
 
     def __init__(self, path: Path, generator: Any, sampling: Any = None):
         self.gen = generator
         self.sampling = sampling
         self.name = f"{generator.kind}:{path}"
 
-    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
+    def batches(self, num: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Batch]:
         from ..sample import conditions_for
+        from .shard import shard_starts
 
         conds = conditions_for(self.gen, num)
-        g = torch.Generator().manual_seed(seed)
-        for i in range(0, num, batch_size):
+        g = torch.Generator().manual_seed(seed * world + rank)
+        for i in shard_starts(num, batch_size, rank, world):
             c = conds.slice(i, min(num, i + batch_size))
             x = self.gen.generate(labels=c.labels, prompts=c.prompts, options=self.sampling, generator=g)
             yield Batch(x.float().cpu(), c.metadata)
@@ -191,11 +195,13 @@ def _classifier():
 
 def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: DataConfig | None = None,
              batch_size: int = 50, seed: int = 0, progress: bool = True,
-             cache_dir: str | None = None, sampling: Any = None) -> dict[str, Any]:
+             cache_dir: str | None = None, sampling: Any = None, shard: bool = True) -> dict[str, Any] | None:
     """Compute ``metrics`` for ``num`` images of ``model`` against ``data``'s test split.
 
     ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides a generator folder's
-    default sampler (steps, CFG scale, temperature).
+    default sampler (steps, CFG scale, temperature). Under ``torchrun`` the sampling is shared
+    by the processes of the group (:mod:`softdimo.eval.shard`); rank 0 computes the metrics and
+    the other ranks return None. Pass ``shard=False`` when only some processes call this.
     """
     data = data or DataConfig()
     bad = [m for m in metrics if m not in METRICS]
@@ -211,9 +217,15 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
                             "they are defined for --data mnist only.")
     source = open_source(model, data, sampling)
     t0 = time.time()
+    from .shard import draw, process_group
+
+    rank, world = process_group() if shard else (0, 1)
+    drawn = draw(source, num, batch_size, seed, rank, world)
+    if drawn is None or rank != 0:
+        return None
     images: list[torch.Tensor] = []
     metadata: list[dict] = []
-    for b in source.batches(num, batch_size, seed):
+    for b in drawn:
         images.append(b.images.float().cpu())
         if b.metadata is not None:
             metadata.extend(b.metadata)

@@ -5,7 +5,9 @@ warm-up calls that are not counted, and the median of the repeats is reported, s
 ratio between two samplers is trustworthy on a noisy shared machine even when absolute times
 are not. Peak memory is the CUDA allocator's peak on a GPU; on the CPU it is the peak increase
 of the process's resident set size during the call, sampled every few milliseconds by a
-background thread (allocations freed between samples can be missed; it is an estimate).
+background thread, after handing freed heap pages back to the OS (:func:`release_freed_memory`)
+so that memory kept from earlier calls does not hide the call's own peak (allocations freed
+between samples can be missed; it is an estimate).
 """
 from __future__ import annotations
 
@@ -93,9 +95,24 @@ def _peak_memory_call(fn: Sampler, batch: int, device: torch.device) -> float:
             fn(batch)
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    release_freed_memory()
     with _PeakRSS() as m, torch.no_grad():
         fn(batch)
     return m.increase_mb
+
+
+def release_freed_memory() -> None:
+    """Hand memory the allocator keeps after ``free`` back to the OS (glibc ``malloc_trim``; else nothing).
+
+    Called before a CPU memory measurement so that the RSS increase of the call is not hidden by
+    pages freed by earlier calls and still held by the process.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def measure_speed(samplers: dict[str, Sampler], batch_sizes: Sequence[int], repeats: int = 5,

@@ -28,6 +28,9 @@ Decisions:
   the model then attends to a single learned null embedding instead. ``null_condition`` builds it,
   and condition dropout empties the context of the dropped samples.
 * ``cond_drop_prob`` is the classifier-free-guidance dropout used by :meth:`training_loss`.
+* :meth:`~MaskedTransformer.enable_gradient_checkpointing` (``train.gradient_checkpointing``)
+  recomputes each block in backward instead of storing its activations; outputs and gradients are
+  unchanged (dropout draws are replayed).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
@@ -240,7 +244,12 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
             self.head_bias = nn.Parameter(torch.zeros(k))
         else:
             self.head = nn.Linear(d, k)
+        self.gradient_checkpointing = False
         self._init_weights()
+
+    def enable_gradient_checkpointing(self, enable: bool = True) -> None:
+        """Recompute block activations during backward (less memory for one more forward pass)."""
+        self.gradient_checkpointing = enable
 
     def _init_weights(self) -> None:
         std = self.config.init_std
@@ -430,7 +439,10 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
         x = self.in_drop(x)
         hidden: list[torch.Tensor] = []
         for block in self.blocks:
-            x = block(x, ctx, key_valid)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, ctx, key_valid, use_reentrant=False)
+            else:
+                x = block(x, ctx, key_valid)
             if return_hidden:
                 hidden.append(x[:, n_pre:])
         h = self.norm(x[:, n_pre:])

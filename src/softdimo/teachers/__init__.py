@@ -3,7 +3,10 @@
 * :mod:`.protocol`: :class:`Teacher`, the surface distillation code uses (embeddings in, logits
   out; conditions; decode and the differentiable decode_soft);
 * :mod:`.native`: :class:`NativeTeacher`, our :class:`~softdimo.mdm.MaskedTransformer` with
-  our frozen :class:`~softdimo.tokenizer.VQTokenizer`, saved and loaded as one folder.
+  our frozen :class:`~softdimo.tokenizer.VQTokenizer`, saved and loaded as one folder;
+* :mod:`.amused`: :class:`~softdimo.teachers.amused.AmusedTeacher`, a local aMUSEd (diffusers)
+  folder as a teacher (:mod:`.meissonic` shows how Meissonic's transformer fits);
+* :mod:`.registry`: :func:`load_teacher` / :func:`detect_teacher_kind` (``teacher_kind``).
 
 Teachers are trained by ``softdimo train-teacher`` (:mod:`softdimo.mdm.train`) and sampled by
 ``softdimo sample`` (:mod:`softdimo.sample`) and ``softdimo eval --model TEACHER_DIR``.
@@ -13,6 +16,7 @@ from __future__ import annotations
 from .bundle import MDMBundle
 from .native import KIND, MANIFEST, NativeTeacher, check_compatible, default_sampler, read_manifest
 from .protocol import CondKind, Teacher
+from .registry import TEACHER_KINDS, TeacherKind, detect_teacher_kind, load_teacher
 
 __all__ = ["Teacher", "CondKind", "MDMBundle", "NativeTeacher", "KIND", "MANIFEST", "default_sampler", "check_compatible",
-           "read_manifest"]
+           "read_manifest", "TEACHER_KINDS", "TeacherKind", "detect_teacher_kind", "load_teacher"]

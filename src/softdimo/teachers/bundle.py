@@ -35,7 +35,7 @@ from torch import nn
 from ..config import from_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from ..mdm import Condition, MaskedTransformer, TextEncoder
-from ..pretrained import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes
+from ..pretrained import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes, find_weights
 from ..tokenizer import VQTokenizer
 from .protocol import CondKind
 
@@ -278,20 +278,24 @@ class MDMBundle(nn.Module):
         if kind != cls.KIND:
             raise CheckpointError(f"{path}/{cls.MANIFEST} describes a '{kind}', not a '{cls.KIND}'. A "
                                   f"{role} is expected here; pass {make}.")
-        missing = [f"{part}/{name}" for part in PARTS for name in (CONFIG_NAME, WEIGHTS_NAME)
-                   if not (path / part / name).is_file()]
+        missing = [f"{part}/{CONFIG_NAME}" for part in PARTS if not (path / part / CONFIG_NAME).is_file()]
+        missing += [f"{part}/{WEIGHTS_NAME}" for part in PARTS if find_weights(path / part) is None]
         if missing:
             raise CheckpointError(f"{role} folder {path} is incomplete: missing {', '.join(missing)}. "
                                   f"Re-export it with {cls.__name__}.save_pretrained.")
         return manifest
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-        """Load a folder written by :meth:`save_pretrained` (validated; see the module docstring)."""
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                        allow_pickle: bool | None = None) -> Any:
+        """Load a folder written by :meth:`save_pretrained` (validated; see the module docstring).
+
+        Pickle-based part weights are refused unless ``allow_pickle`` (see :mod:`softdimo.pretrained`).
+        """
         path = Path(path)
         manifest = cls.read_folder_manifest(path)
-        mdm = MaskedTransformer.from_pretrained(path / "mdm")
-        tokenizer = VQTokenizer.from_pretrained(path / "tokenizer")
+        mdm = MaskedTransformer.from_pretrained(path / "mdm", allow_pickle=allow_pickle)
+        tokenizer = VQTokenizer.from_pretrained(path / "tokenizer", allow_pickle=allow_pickle)
         try:
             check_compatible(mdm, tokenizer, where=str(path))
         except ConfigError as e:

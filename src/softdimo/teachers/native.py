@@ -7,11 +7,15 @@ A one-step student's folder is refused here: a student cannot stand in for its t
 """
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+import os
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 
-from ..mdm import MaskGITSampler
+from ..mdm import MaskedTransformer, MaskGITSampler
+from ..pretrained import WEIGHTS_NAME
 from .bundle import MDMBundle, check_compatible, read_manifest
 
 MANIFEST = "teacher.json"
@@ -51,6 +55,32 @@ class NativeTeacher(MDMBundle):
         b = int(cond.batch_size or 0)
         sampler = sampler or self.sampler
         return sampler.sample(self, cond, self.null_condition(b), batch=b, generator=generator)
+
+    # ------------------------------------------------------------------ distillation hooks
+    def trainable_copy(self) -> MaskedTransformer:
+        """A deep copy of the MDM: the start of the student θ and of the auxiliary ψ (§A.1)."""
+        return copy.deepcopy(self.mdm)
+
+    def load_network(self, path: str | os.PathLike) -> MaskedTransformer | None:
+        """The MDM saved in ``path`` (e.g. a student folder's ``aux/``), None when it holds no weights."""
+        path = Path(path)
+        return MaskedTransformer.from_pretrained(path) if (path / WEIGHTS_NAME).is_file() else None
+
+    def make_student(self, mdm: MaskedTransformer, sampler: Any, training: dict[str, Any]) -> Any:
+        """``mdm`` with this teacher's tokenizer (and text encoder) as a one-step student."""
+        from ..distill.student import OneStepStudent
+
+        s = OneStepStudent(mdm, self.tokenizer, sampler, training=training)
+        s.train(mdm.training)  # the bundle's mode is the MDM's (sampling restores it afterwards)
+        if self.cond_kind == "text":
+            s._text_encoder = self.text_encoder
+        return s
+
+    def load_student(self, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+        """The one-step student folder ``path`` (``student.json`` of kind ``dimo-student``)."""
+        from ..distill.student import OneStepStudent
+
+        return OneStepStudent.from_pretrained(path, map_location=map_location)
 
     @classmethod
     def is_teacher_folder(cls, path) -> bool:

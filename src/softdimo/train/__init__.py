@@ -1,5 +1,6 @@
-"""Training infrastructure shared by every stage: the loop, checkpoints, EMA, run folders."""
+"""Training infrastructure shared by every stage: the loop, checkpoints, EMA, run folders, faults."""
+from .faults import TrainingFailed
 from .loop import Context, Phase, Stage, Tick, TrainResult, train
 from .rundir import prepare_run_dir
 
-__all__ = ["Context", "Phase", "Stage", "Tick", "TrainResult", "train", "prepare_run_dir"]
+__all__ = ["Context", "Phase", "Stage", "Tick", "TrainResult", "TrainingFailed", "train", "prepare_run_dir"]

@@ -3,12 +3,16 @@
 A checkpoint holds every trained module and its EMA (``models.safetensors``), optimiser and
 LR-scheduler states (``optim.pt``, tensors and plain containers only, read back with
 ``weights_only=True``), one RNG file per process (``rng-<rank>.pt``) and ``state.json`` (step,
-world size). It is assembled in ``.tmp-checkpoint-N/`` and renamed into place as the very last
-operation, so a crash at any moment leaves either the complete folder or nothing. On resume the
-newest folder that loads completely is used; a truncated or corrupt one is skipped with a warning.
+world size, loop counters and the SHA-256 of every other file). It is assembled in
+``.tmp-checkpoint-N/``, flushed to disk, and renamed into place as the very last operation, so a
+crash at any moment leaves either the complete folder or nothing; a failed write (a full disk)
+removes its temporary folder. On resume the newest folder that loads completely and matches its
+digests is used; a truncated or corrupt one is skipped with a warning.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -64,6 +68,8 @@ class Checkpoint:
     models: dict[str, torch.Tensor]
     optim: dict[str, Any]
     rng: dict[str, Any] | None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. the loop's counters
+    world_size: int = 1  # processes of the run that wrote it
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -77,52 +83,98 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move folder ``src`` to ``dst``; an existing ``dst`` is renamed away first, never half-deleted."""
+    old = dst.with_name(f".old-{dst.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_checkpoint(run_dir: Path, step: int, models: dict[str, torch.Tensor], optim: dict[str, Any],
                      rng: dict[str, Any], rank: int, world_size: int, is_main: bool,
-                     barrier: Any = None, total_limit: int = 0, fault: Any = None) -> Path:
+                     barrier: Any = None, total_limit: int = 0, fault: Any = None,
+                     extra: dict[str, Any] | None = None) -> Path:
     """Write ``checkpoint-<step>/`` atomically; every rank saves its own RNG file.
 
     ``barrier`` (a no-argument callable) synchronises processes between the per-rank writes and
-    the rename done by rank 0. ``fault`` is a test hook called before the rename.
+    the rename done by rank 0. ``fault`` is a hook called before the rename (fault injection).
+    ``extra`` (plain JSON data) is stored in ``state.json``. On any error the temporary folder is
+    removed and the error re-raised; older checkpoints are deleted (``total_limit``) only after
+    the new one is in place.
     """
     final = run_dir / f"checkpoint-{step}"
     tmp = run_dir / f".tmp-checkpoint-{step}"
-    if is_main:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    if barrier:
-        barrier()
-    torch.save(rng, tmp / f"rng-{rank}.pt")
-    if is_main:
-        save_tensors(models, tmp / "models.safetensors")
-        torch.save(optim, tmp / "optim.pt")
-        if fault is not None:
-            fault()
-    if barrier:
-        barrier()
-    if is_main:
-        atomic_write_bytes(tmp / "state.json",
-                           json.dumps({"step": step, "world_size": world_size}).encode())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        if total_limit > 0:
-            for _, old in list_checkpoints(run_dir)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+    try:
+        if is_main:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        if barrier:
+            barrier()
+        torch.save(rng, tmp / f"rng-{rank}.pt")
+        if is_main:
+            save_tensors(models, tmp / "models.safetensors")
+            torch.save(optim, tmp / "optim.pt")
+            if fault is not None:
+                fault()
+        if barrier:
+            barrier()
+        if is_main:
+            files = sorted(p for p in tmp.iterdir() if p.is_file())
+            for f in files:
+                _fsync(f)
+            state = {"step": step, "world_size": world_size, "extra": extra or {},
+                     "sha256": {f.name: _sha256(f) for f in files}}
+            atomic_write_bytes(tmp / "state.json", json.dumps(state, indent=1).encode())
+            replace_dir(tmp, final)
+            if total_limit > 0:
+                for _, old in list_checkpoints(run_dir)[:-total_limit]:
+                    shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if barrier:
         barrier()
     return final
 
 
 def read_checkpoint(path: Path, rank: int) -> Checkpoint:
-    """Load one checkpoint folder completely; raises on any missing or corrupt part."""
+    """Load one checkpoint folder completely; raises on any missing, corrupt or altered part.
+
+    Every file listed in ``state.json`` must match its SHA-256, and the RNG file of every rank
+    of the run that wrote it must load (so that all processes agree on which checkpoint is good).
+    """
     state = json.loads((path / "state.json").read_text())
+    for name, digest in state.get("sha256", {}).items():
+        if _sha256(path / name) != digest:
+            raise ValueError(f"{name} does not match the SHA-256 recorded in state.json")
+    world = int(state.get("world_size", 1))
     models = load_tensors(path / "models.safetensors")
     optim = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
-    rng_file = path / f"rng-{rank}.pt"
-    rng = torch.load(rng_file, map_location="cpu", weights_only=True) if rng_file.exists() else None
-    return Checkpoint(path=path, step=int(state["step"]), models=models, optim=optim, rng=rng)
+    rngs = {r: torch.load(path / f"rng-{r}.pt", map_location="cpu", weights_only=True) for r in range(world)}
+    return Checkpoint(path=path, step=int(state["step"]), models=models, optim=optim, rng=rngs.get(rank),
+                      extra=dict(state.get("extra", {})), world_size=world)
 
 
 def latest_checkpoint(run_dir: Path, rank: int = 0) -> Checkpoint | None:

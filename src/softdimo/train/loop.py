@@ -4,9 +4,11 @@ A stage describes *what* to optimise as a list of :class:`Phase` objects (an opt
 loss that drives it: one phase for the tokenizer or the teacher; generator + auxiliary for Di[M]O;
 generator + auxiliary + discriminator for the GAN refinement). This loop does everything else,
 once, for all of them: seeding, deterministic data order, gradient accumulation, optional bf16
-autocast, gradient averaging across processes (accelerate), NaN/Inf guards, clipping, warm-up,
-EMA, metrics.jsonl + TensorBoard, sample grids, atomic ``checkpoint-N/`` folders, exact
-``--resume`` and the final ``save_pretrained`` export.
+autocast, gradient checkpointing, gradient averaging across processes (accelerate), NaN/Inf
+guards, clipping, warm-up, EMA, metrics.jsonl + TensorBoard, sample grids, atomic
+``checkpoint-N/`` folders, exact ``--resume``, fault injection (:mod:`.faults`) and the final
+``save_pretrained`` export. Any failure after set-up stops the run with
+:class:`~softdimo.train.faults.TrainingFailed`, naming the newest complete checkpoint.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,9 +28,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
+from ..errors import ConfigError, SoftdimoError
 from ..imageio import make_grid, save_image
-from .checkpoint import latest_checkpoint, rng_state, set_rng_state, write_checkpoint
+from ..pretrained import atomic_write_bytes
+from .checkpoint import (latest_checkpoint, list_checkpoints, replace_dir, rng_state, set_rng_state,
+                         write_checkpoint)
 from .ema import EMA
+from .faults import FaultInjector, TrainingFailed, failure_message
 
 
 @dataclass(frozen=True)
@@ -170,8 +177,35 @@ def _build_accelerator(cfg: TrainConfig) -> Any:
     # Several runs may share one Python process (the demo, tests, notebooks): forget the previous
     # run's mixed-precision choice; the process group (PartialState) is kept.
     AcceleratorState._reset_state()
+    if cfg.mixed_precision == "fp16":
+        raise ConfigError("train.mixed_precision=fp16 needs loss scaling, which the training loop does "
+                          "not do; use train.mixed_precision=bf16 (or no).")
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher not in ("no", cfg.mixed_precision):
+        warnings.warn(f"the accelerate launcher asks for mixed precision '{launcher}' but the run config "
+                      f"says train.mixed_precision={cfg.mixed_precision}; softdimo follows the run config "
+                      f"(set train.mixed_precision to change it).", stacklevel=2)
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    return Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision)
+    accelerator = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision)
+    kind = accelerator.distributed_type.value
+    if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        raise ConfigError(f"the accelerate config asks for {kind}, but the shared training loop replicates "
+                          f"every model on every process (data parallel, like DDP) and does not shard them. "
+                          f"Launch with configs/accelerate/ddp.yaml (or torchrun) and save memory with "
+                          f"train.mixed_precision=bf16 and train.gradient_checkpointing=true.")
+    return accelerator
+
+
+def enable_gradient_checkpointing(modules: dict[str, nn.Module]) -> int:
+    """Call ``enable_gradient_checkpointing()`` on every submodule that has it; return how many did."""
+    n = 0
+    for mod in modules.values():
+        for sub in mod.modules():
+            fn = getattr(sub, "enable_gradient_checkpointing", None)
+            if callable(fn):
+                fn()
+                n += 1
+    return n
 
 
 def _reduce_grads(params: list[nn.Parameter], accelerator: Any) -> None:
@@ -197,6 +231,26 @@ def _sanitize_grads(params: list[nn.Parameter]) -> int:
     return bad
 
 
+def _across_processes(logs: dict[str, float], counters: dict[str, int]) -> dict[str, float]:
+    """Logged values averaged over processes (each over the processes that logged it); counters summed."""
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (logs, counters))
+    keys = sorted(set().union(*(p[0] for p in parts)))
+    row: dict[str, float] = {k: sum(p[0][k] for p in parts if k in p[0]) / sum(k in p[0] for p in parts)
+                             for k in keys}
+    return {**row, **{k: sum(p[1][k] for p in parts) for k in counters}}
+
+
+def _row_step(row: str) -> float:
+    """The step of one metrics.jsonl row; a blank row or one cut short by a crash counts as infinitely late."""
+    try:
+        return float(json.loads(row)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class MetricsLog:
     """``metrics.jsonl`` (one JSON row per logged step) plus TensorBoard scalars and images."""
 
@@ -207,13 +261,13 @@ class MetricsLog:
         if not enabled:
             return
         if self.path.exists():  # drop rows written after the checkpoint we resume from
-            rows = [r for r in self.path.read_text().splitlines() if r.strip()]
-            kept = [r for r in rows if json.loads(r).get("step", 0) <= resume_step]
-            self.path.write_text("".join(r + "\n" for r in kept))
+            kept = [r for r in self.path.read_text().splitlines() if _row_step(r) <= resume_step]
+            atomic_write_bytes(self.path, "".join(r + "\n" for r in kept).encode())
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            # purge_step: TensorBoard hides the events a killed run wrote after the checkpoint
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)
         except ImportError:  # tensorboard is a dependency, but never fail a run for logging
             self.tb = None
 
@@ -235,12 +289,20 @@ class MetricsLog:
             self.tb.close()
 
 
+def _newest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
 def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
           progress: bool = True, fault: Callable[[str, int], None] | None = None) -> TrainResult:
     """Run ``stage`` for ``cfg.max_steps`` optimiser steps, writing everything into ``run_dir``.
 
-    ``fault(event, step)`` is a test hook invoked at "step" (after the optimiser updates) and
-    "checkpoint" (inside a checkpoint write, before its rename).
+    ``cfg.faults`` injects failures (:mod:`.faults`); ``fault(event, step)`` is a further test
+    hook invoked at "step" (after the optimiser updates of 1-based step ``step``) and
+    "checkpoint" (inside the write of checkpoint-``step``, before its rename). An exception after
+    set-up (a crash, a full disk) is re-raised as :class:`TrainingFailed` with a message naming
+    the newest complete checkpoint; config and data mistakes keep their own errors.
     """
     run_dir = Path(run_dir)
     if cfg.threads > 0:
@@ -248,8 +310,6 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
     accelerator = _build_accelerator(cfg)
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.batch_size % (world * cfg.grad_accum):
-        from ..errors import ConfigError
-
         raise ConfigError(f"train.batch_size={cfg.batch_size} must be divisible by the number of "
                           f"processes ({world}) times train.grad_accum ({cfg.grad_accum}).")
     process_seed = cfg.seed * world + rank
@@ -264,6 +324,9 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
                   generator=torch.Generator().manual_seed(process_seed), data_seed=cfg.seed)
     stage.setup(ctx)
     modules = stage.modules()
+    if cfg.gradient_checkpointing and not enable_gradient_checkpointing(modules):
+        warnings.warn("train.gradient_checkpointing=true, but no trained module of this stage supports "
+                      "it; training without it.", stacklevel=2)
     phases = stage.phases()
     optimizers = {ph.name: _make_optimizer(ph) for ph in phases}
     schedulers = {ph.name: torch.optim.lr_scheduler.LambdaLR(optimizers[ph.name], _warmup(ph.warmup_steps))
@@ -271,11 +334,20 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
     emas = {name: EMA(modules[name], cfg.ema_decay, cfg.ema_warmup)
             for name in stage.ema_modules()} if cfg.ema_decay else {}
     generators = {"ctx": ctx.generator}
+    faults = FaultInjector(cfg.faults, hook=fault)
+    counters = {"nonfinite_loss": 0, "nonfinite_grad": 0}
 
     start = 0
     if resume:
+        if accelerator.is_main_process:  # leftovers of a write that was killed half-way
+            for junk in [*run_dir.glob(".tmp-checkpoint-*"), *run_dir.glob(".old-checkpoint-*")]:
+                shutil.rmtree(junk, ignore_errors=True)
+        accelerator.wait_for_everyone()
         ck = latest_checkpoint(run_dir, rank)
-        if ck is not None:
+        if ck is None:
+            warnings.warn(f"--resume: {run_dir} holds no complete checkpoint; training from step 0.",
+                          stacklevel=2)
+        else:
             for name, mod in modules.items():
                 mod.load_state_dict({k[len(name) + 1:]: v for k, v in ck.models.items() if k.startswith(name + ".")})
             for name, ema in emas.items():
@@ -286,6 +358,12 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
                 schedulers[name].load_state_dict(ck.optim["schedulers"][name])
             if ck.rng is not None:
                 set_rng_state(ck.rng, generators)
+            if ck.world_size != world:
+                warnings.warn(f"{ck.path} was written by {ck.world_size} process(es) and is resumed by "
+                              f"{world}: the weights, optimiser and data order continue, but the random "
+                              f"draws differ from an uninterrupted run.", stacklevel=2)
+            saved = (ck.rng or {}).get("counters", ck.extra.get("counters", {}))  # this process's own, if saved
+            counters.update({k: int(v) for k, v in saved.items() if k in counters})
             start = ck.step
 
     def checkpoint(step: int) -> None:
@@ -293,10 +371,11 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
         tensors.update({f"ema.{n}.{k}": v for n, e in emas.items() for k, v in e.model.state_dict().items()})
         optim = {"optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                  "schedulers": {n: s.state_dict() for n, s in schedulers.items()}}
-        write_checkpoint(run_dir, step, tensors, optim, rng_state(generators), rank, world,
+        write_checkpoint(run_dir, step, tensors, optim, {**rng_state(generators), "counters": dict(counters)},
+                         rank, world,
                          accelerator.is_main_process, barrier=accelerator.wait_for_everyone,
                          total_limit=cfg.checkpoints_total_limit,
-                         fault=(lambda: fault("checkpoint", step)) if fault else None)
+                         fault=lambda: faults.in_checkpoint(step), extra={"counters": dict(counters)})
 
     def sampling_models() -> dict[str, nn.Module]:
         """Live modules, with each EMA copy standing in for its module."""
@@ -305,7 +384,9 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
     def write_samples(step: int) -> None:
         if not accelerator.is_main_process:
             return
-        images = stage.sample(sampling_models())
+        cuda = [torch.cuda.current_device()] if accelerator.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # a grid never shifts the training draws
+            images = stage.sample(sampling_models())
         if images is not None:
             grid = make_grid(images.float().cpu(), nrow=getattr(stage, "grid_nrow", None))
             save_image(grid, run_dir / "samples" / f"step-{step}.png")
@@ -316,61 +397,77 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
                desc=run_dir.name, dynamic_ncols=True)
     t0 = time.time()
     logs: dict[str, float] = {}
-    counters = {"nonfinite_loss": 0, "nonfinite_grad": 0}
-    for step in range(start, cfg.max_steps):
-        logs = {}
-        for ph in phases:
-            opt, params = optimizers[ph.name], ph.params()
-            for rep in range(ph.repeats):
-                opt.zero_grad(set_to_none=True)
-                for micro in range(cfg.grad_accum):
-                    with accelerator.autocast():
-                        loss, extra = ph.loss(Tick(step, micro, rep))
-                    if not torch.isfinite(loss):
-                        counters["nonfinite_loss"] += 1
-                        continue
-                    accelerator.backward(loss / cfg.grad_accum)
-                    logs[f"{ph.name}/loss"] = logs.get(f"{ph.name}/loss", 0.0) + loss.item() / cfg.grad_accum
-                    for k, v in extra.items():
-                        if k == "loss":  # already logged from the returned loss itself
-                            continue
-                        logs[f"{ph.name}/{k}"] = logs.get(f"{ph.name}/{k}", 0.0) + float(v) / cfg.grad_accum
-                _reduce_grads(params, accelerator)
-                counters["nonfinite_grad"] += _sanitize_grads(params)
-                if ph.grad_clip:
-                    logs[f"{ph.name}/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, ph.grad_clip))
-                opt.step()
-                schedulers[ph.name].step()
-            logs[f"{ph.name}/lr"] = schedulers[ph.name].get_last_lr()[0]
-        for name, ema in emas.items():
-            ema.update(modules[name], step)
-        done = step + 1
-        if fault:
-            fault("step", done)
-        if done % cfg.log_every == 0 or done == cfg.max_steps:
-            metrics.log(done, {**logs, **counters, "seconds": time.time() - t0})
-        bar.update(1)
-        main_loss = next((v for k, v in logs.items() if k.endswith("/loss")), math.nan)
-        bar.set_postfix(loss=f"{main_loss:.4f}")
-        if cfg.sample_every and done % cfg.sample_every == 0:
-            write_samples(done)
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.max_steps:
-            checkpoint(done)
-    bar.close()
-    if start >= cfg.max_steps:
-        logs = {}
+    done, doing = start, "training"
     final_dir = run_dir / "final"
-    if accelerator.is_main_process:
-        tmp = run_dir / ".tmp-final"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        stage.export(tmp, sampling_models())
-        if final_dir.exists():
-            shutil.rmtree(final_dir)
-        os.replace(tmp, final_dir)
-        if cfg.sample_every and not (run_dir / "samples" / f"step-{cfg.max_steps}.png").exists():
-            write_samples(cfg.max_steps)
-    accelerator.wait_for_everyone()
-    metrics.close()
+    try:
+        for step in range(start, cfg.max_steps):
+            done, doing = step + 1, "training"
+            logs = {}
+            for ph in phases:
+                opt, params = optimizers[ph.name], ph.params()
+                for rep in range(ph.repeats):
+                    opt.zero_grad(set_to_none=True)
+                    for micro in range(cfg.grad_accum):
+                        with accelerator.autocast():
+                            loss, extra = ph.loss(Tick(step, micro, rep))
+                        loss = faults.loss(done, loss)
+                        if not torch.isfinite(loss):
+                            counters["nonfinite_loss"] += 1
+                            warnings.warn("a non-finite loss was skipped (counted as nonfinite_loss in "
+                                          "metrics.jsonl); training continues.", stacklevel=2)
+                            continue
+                        accelerator.backward(loss / cfg.grad_accum)
+                        logs[f"{ph.name}/loss"] = logs.get(f"{ph.name}/loss", 0.0) + loss.item() / cfg.grad_accum
+                        for k, v in extra.items():
+                            if k == "loss":  # already logged from the returned loss itself
+                                continue
+                            logs[f"{ph.name}/{k}"] = logs.get(f"{ph.name}/{k}", 0.0) + float(v) / cfg.grad_accum
+                    faults.grads(done, params)
+                    _reduce_grads(params, accelerator)
+                    counters["nonfinite_grad"] += _sanitize_grads(params)
+                    if ph.grad_clip:
+                        logs[f"{ph.name}/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, ph.grad_clip))
+                    opt.step()
+                    schedulers[ph.name].step()
+                logs[f"{ph.name}/lr"] = schedulers[ph.name].get_last_lr()[0]
+            for name, ema in emas.items():
+                ema.update(modules[name], step)
+            faults.after_step(done)
+            if done % cfg.log_every == 0 or done == cfg.max_steps:
+                doing = "writing metrics.jsonl"
+                row = _across_processes(logs, counters) if world > 1 else {**logs, **counters}
+                metrics.log(done, {**row, "seconds": time.time() - t0})
+            bar.update(1)
+            main_loss = next((v for k, v in logs.items() if k.endswith("/loss")), math.nan)
+            bar.set_postfix(loss=f"{main_loss:.4f}")
+            if cfg.sample_every and done % cfg.sample_every == 0:
+                doing = f"writing samples/step-{done}.png"
+                write_samples(done)
+            if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.max_steps:
+                doing = f"writing checkpoint-{done}"
+                checkpoint(done)
+        bar.close()
+        if start >= cfg.max_steps:
+            logs = {}
+        if accelerator.is_main_process:
+            doing = "exporting final/"
+            tmp = run_dir / ".tmp-final"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            stage.export(tmp, sampling_models())
+            replace_dir(tmp, final_dir)
+            if cfg.sample_every and not (run_dir / "samples" / f"step-{cfg.max_steps}.png").exists():
+                doing = f"writing samples/step-{cfg.max_steps}.png"
+                write_samples(cfg.max_steps)
+        accelerator.wait_for_everyone()
+    except (SoftdimoError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if accelerator.is_main_process:
+            shutil.rmtree(run_dir / ".tmp-final", ignore_errors=True)
+        raise TrainingFailed(failure_message(e, done, doing, _newest_checkpoint(run_dir))) from e
+    finally:
+        bar.close()
+        metrics.close()
     return TrainResult(run_dir=run_dir, final_dir=final_dir, steps=cfg.max_steps,
                        seconds=time.time() - t0, last_logs=logs)

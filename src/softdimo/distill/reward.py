@@ -1,0 +1,77 @@
+"""The reward term of Soft-Di[M]O (METHOD.md §B.4): rewards of images decoded from soft embeddings.
+
+From the student's logits z (the same z the Di[M]O loss uses, §B.1), the reward path builds a
+differentiable image through the frozen tokenizer decoder, bypassing the quantiser:
+
+``x̂ = Dec(Emb_Dec(z))``, ``Emb_Dec(z) = Cᵀ softmax(z / τ)`` with C the decoder's codebook
+(``decode_soft``; ``embedding: soft``), or ``Dec(C[argmax(z+g)])`` forward with the gradient of
+``Cᵀ softmax((z+g)/τ_g)`` for the Gumbel straight-through baseline (§B.6; ``embedding: gumbel``).
+
+and the loss ``L_reward = −mean_b Σ_i λ_i R̂_i(x̂_b, c_b)`` over the configured, normalised reward
+terms (:mod:`softdimo.rewards`). The generator objective of ``softdimo refine`` is
+``dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward``. Class-conditional students are scored with
+the prompts of their labels ("a photo of a 3", :func:`~softdimo.rewards.inputs.label_prompts`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from ..rewards.base import CompositeReward, RewardTermConfig
+from ..soft import gumbel_noise, soft_probs
+
+
+@dataclass
+class RewardLossConfig:
+    """Reward fine-tuning knobs of `softdimo refine` (§B.4; weights unknown in the sources [I])."""
+
+    terms: list[RewardTermConfig] = field(default_factory=list)  # the rewards R_i with λ_i and normalisation
+    w_reward: float = 0.0  # w_reward in L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward
+    embedding: Literal["soft", "gumbel"] = "soft"  # soft embedding (§B.1) or Gumbel straight-through (§B.6)
+    temperature: float = 1.0  # τ of softmax(z/τ) on the reward path (§B.1: 1)
+    gumbel_tau: float = 1.0  # τ of the Gumbel-softmax backward pass (§B.6: 1)
+
+    def __post_init__(self) -> None:
+        if self.w_reward < 0:
+            raise ValueError(f"reward.w_reward must be ≥ 0, got {self.w_reward}")
+        if self.w_reward > 0 and not self.terms:
+            raise ValueError("reward.w_reward > 0 needs at least one entry in reward.terms "
+                             "(e.g. kind: attribute, path: checkpoints/reward-attribute-world)")
+        if self.temperature <= 0 or self.gumbel_tau <= 0:
+            raise ValueError("reward.temperature and reward.gumbel_tau must be > 0")
+
+
+def reward_images(bundle, logits: torch.Tensor, cfg: RewardLossConfig,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """``Dec(Emb_Dec(z))`` through ``bundle.decode_soft``: images [B, C, H, W], differentiable in z [B, L, K].
+
+    ``decode_soft(p)`` feeds ``Cᵀ p`` to the decoder, so with ``p = softmax(z/τ)`` this is the soft
+    embedding of §B.1, and with the straight-through one-hot ``y_hard − sg(y_soft) + y_soft`` of
+    ``softmax((z + g)/τ_g)`` it is the Gumbel baseline of §B.6 (forward: the decoded hard draw).
+    """
+    k = int(bundle.num_tokens)
+    if cfg.embedding == "gumbel":
+        z = logits[..., :k].float()
+        noisy = z + gumbel_noise(z.shape, generator, device=z.device)
+        y_soft = torch.softmax(noisy / cfg.gumbel_tau, dim=-1)
+        y_hard = torch.nn.functional.one_hot(noisy.argmax(-1), k).to(y_soft.dtype)
+        p = y_hard - y_soft.detach() + y_soft
+    else:
+        p = soft_probs(logits, cfg.temperature, num_tokens=k)
+    return bundle.decode_soft(p)
+
+
+def reward_loss(rewards: CompositeReward, images: torch.Tensor,
+                prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, float]]:
+    """``−mean_b Σ_i λ_i R̂_i`` and the mean of every normalised term (logged as ``reward_<name>``)."""
+    terms = rewards.score_terms(images, prompts)
+    total = rewards.combine(terms)
+    logs = {f"reward_{k}": float(v.detach().float().mean()) for k, v in terms.items()}
+    logs["reward"] = float(total.detach().float().mean())
+    return -total.mean(), logs
+
+
+__all__ = ["RewardLossConfig", "reward_images", "reward_loss"]

@@ -1,0 +1,75 @@
+"""Class-to-image ablations: Jeffreys β, the one-step sampling temperature τ, and the Soft-Di[M]O ablation rows.
+
+Reads ``dimo_mnist.json``: ``metrics.beta_table`` ({β: {``temperature``, ``domain_fid``,
+``classifier_score``, optional ``fid``/``precision``/``recall``}}) and ``metrics.temperature_sweeps``
+({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}}); and ``soft_gan_mnist.json``:
+every row of ``metrics.rows`` (teacher best, Di[M]O, Soft-Di[M]O, Gumbel-ST, GAN-only, mask [0,0], …;
+schema in :mod:`~softdimo.report.sections.soft_gan`).
+"""
+from __future__ import annotations
+
+from ..document import Figure, Section, Table, label, num
+from ..plots import Series, svg_plot
+from ..schema import ResultsDir, as_float
+from .common import absent, finish, list_of_dicts, row_kind, rows_table, sampler_text, speed_source
+
+TITLE = "Class-to-image ablations (β, τ, Soft-Di[M]O variants)"
+DOMAIN_EVALUATOR = "domain FID / classifier score (in-project classifier-mnist features)"
+
+
+def section(rd: ResultsDir) -> Section:
+    df, sg = rd.file("dimo_mnist.json"), rd.file("soft_gan_mnist.json")
+    s = Section(TITLE, files=[f.rel for f in (df, sg) if f.ok])
+    absent(s, df)
+    absent(s, sg)
+    if df.ok:
+        src = df.source(DOMAIN_EVALUATOR, df.metrics.get("n"))
+        beta = df.get("metrics.beta_table", None, dict)
+        if beta:
+            t = Table("Generalised Jeffreys β (equal distillation steps; each at its best τ)",
+                      ["β", "τ", "domain FID", "classifier score", "FID (Inception)"],
+                      note="β = 0 is forward KL, β = 1 reverse KL (METHOD.md §A.6). The τ of each student is the "
+                           "best of the sweep below by domain FID.")
+            for b, row in beta.items():
+                if isinstance(row, dict):
+                    t.add(label(b), num(row.get("temperature"), src, 1), num(row.get("domain_fid"), src),
+                          num(row.get("classifier_score"), src, 3), num(row.get("fid"), df.source(), 2))
+            s.blocks.append(t)
+        sweeps = df.get("metrics.temperature_sweeps", None, dict)
+        if sweeps:
+            s.blocks += temperature_blocks(sweeps, src, df)
+    if sg.ok:
+        rows = list_of_dicts(sg.get("metrics.rows", [], list))
+        if rows:
+            s.blocks.append(rows_table(
+                sg, "Soft-Di[M]O ablations (equal refine steps, from the same Di[M]O student)", rows,
+                [("fid", "FID", 2), ("fid_over_floor", "FID / floor", 2), ("precision", "precision", 3),
+                 ("recall", "recall", 3), ("seconds_per_image", "s / image", 4)],
+                [("row", "label"), ("kind", row_kind), ("sampler", sampler_text)], speed_source(sg)))
+    return finish(s, df, sg)
+
+
+def temperature_blocks(sweeps: dict, src, df) -> list:
+    """The τ sweep as a table (students × τ) and a plot of domain FID against τ."""
+    students = {k: v for k, v in sweeps.items() if isinstance(v, dict)}
+    temps = sorted({t for v in students.values() for t in v}, key=lambda t: as_float(_f(t)) or 0.0)
+    t = Table("One-step sampling temperature τ: domain FID (lower is better)", ["student"] + [f"τ={x}" for x in temps],
+              note=str(sweeps.get("metric", "")))
+    series = []
+    for name, per_t in students.items():
+        t.add(label(name), *[num((per_t.get(x) or {}).get("domain_fid"), src) for x in temps])
+        pts = [(float(_f(x)), float(v["domain_fid"])) for x, v in per_t.items()
+               if isinstance(v, dict) and as_float(v.get("domain_fid")) is not None and as_float(_f(x)) is not None]
+        series.append(Series(name, sorted(pts)))
+    svg = svg_plot("Domain FID vs one-step temperature τ", series, "τ", "domain FID", log_y=10)
+    return [t, Figure("tau-sweep", "Domain FID vs τ per student", svg, [df.source(DOMAIN_EVALUATOR)])]
+
+
+def _f(x: str) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["section", "TITLE"]

@@ -1,0 +1,96 @@
+"""Overview: headline numbers (each from its results file); the inventory of results files (last section).
+
+The inventory lists every file the report expects (:data:`EXPECTED`; absent ones are "not yet
+measured") and every other ``*.json`` found, with its status, name, command, commit and date.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..document import Section, Table, label, num
+from ..schema import ResultsDir, ResultsFile, as_float
+from .common import list_of_dicts, row_kind
+
+TITLE = "Overview"
+INVENTORY_TITLE = "Results files"
+EXPECTED = ["teacher_mnist.json", "dimo_mnist.json", "soft_gan_mnist.json", "teacher_world.json", "dimo_world.json",
+            "t2i_world.json", "speed.json", "demo.json", "faults.json", "scaling.json", "amused_tiny.json",
+            "tokenizer_mnist.json", "tokenizer_world.json", "classifier_mnist.json", "eval_validation.json",
+            "geneval_validation.json"]
+
+
+def section(rd: ResultsDir) -> Section:
+    """Headline numbers."""
+    return Section(TITLE, blocks=[headline(rd)])
+
+
+def inventory(rd: ResultsDir) -> Section:
+    """Every expected and every present results file: status, commit, date, command."""
+    inv = Table("Every expected and every present file", ["file", "status", "commit", "started", "command"])
+    for rel in list(dict.fromkeys(EXPECTED + rd.all_files())):
+        f = rd.peek(rel)
+        status = {"ok": "measured", "missing": "not yet measured"}.get(f.status, f"malformed: {f.error}")
+        inv.add(label(rel), label(status), label(f.commit[:12]), label(str(f.doc.get("started", ""))),
+                label(f"`{f.command}`" if f.ok else ""))
+    return Section(INVENTORY_TITLE, blocks=[inv])
+
+
+def _first_row(f: ResultsFile, key: str, kind: str | None = None) -> dict[str, Any] | None:
+    """The first row (of ``kind``; a row labelled "shipped" first) of ``metrics[key]``."""
+    rows = list_of_dicts(f.metrics.get(key))
+    if kind is not None:
+        rows = [r for r in rows if row_kind(r) == kind]
+        rows.sort(key=lambda r: "shipped" not in str(r.get("label", "")))
+    return rows[0] if rows else None
+
+
+def headline(rd: ResultsDir) -> Table:
+    """A few numbers a reader wants first; each says where it comes from, or that it is not yet measured."""
+    t = Table("Headline numbers", ["quantity", "value"],
+              note="Each number is repeated, with its table, in the sections below.")
+    tf, df, sg = rd.peek("teacher_mnist.json"), rd.peek("dimo_mnist.json"), rd.peek("soft_gan_mnist.json")
+    sp, dw = rd.peek("speed.json"), rd.peek("dimo_world.json")
+
+    def add(what: str, f: ResultsFile, value: Any, row: dict[str, Any] | None = None, digits: int = 2,
+            suffix: str = "", evaluator: Any = None, n: Any = None) -> None:
+        if f.ok and (as_float(value) is not None or isinstance(value, bool)):
+            src = f.row_source(row, "fid") if row is not None else f.source(evaluator, n)
+            t.add(what, num(value, src, digits, suffix))
+        else:
+            t.add(what, "not yet measured")
+
+    target = tf.metrics.get("target_fid16_within_3x_floor") if tf.ok else None
+    add("MNIST teacher FID at 16 steps (best CFG)", tf, (target or {}).get("fid_16step"))
+    floor = tf.metrics.get("floor") if tf.ok and isinstance(tf.metrics.get("floor"), dict) else {}
+    add("MNIST real-vs-real floor FID", tf, floor.get("fid"), evaluator=floor.get("evaluator"), n=floor.get("n"))
+    row = _first_row(df, "student_rows") if df.ok else None
+    add("MNIST Di[M]O FID (one step)", df, (row or {}).get("fid"), row)
+    row = _first_row(sg, "rows", "soft") if sg.ok else None
+    if row is None:
+        ev = rd.peek("eval_soft_dimo_mnist_t2.json")
+        add("MNIST Soft-Di[M]O FID (one step)", ev, ev.metrics.get("fid") if ev.ok else None)
+    else:
+        add("MNIST Soft-Di[M]O FID (one step)", sg, row.get("fid"), row)
+    tg = sp.metrics.get("targets") if sp.ok and isinstance(sp.metrics.get("targets"), dict) else {}
+    speed = tg.get("teacher16_cfg_over_student") or {}
+    floor_t = tg.get("student_over_floor") or {}
+    dev = sp.metrics.get("device", "?") if sp.ok else "?"
+    for name, v in speed.items():
+        if isinstance(v, dict):
+            add(f"speed-up of {name} vs {speed.get('teacher_row', '?')} at batch {speed.get('batch_size', '?')}", sp,
+                v.get("ratio"), digits=1, suffix="×", evaluator=f"wall clock ({dev})", n=sp.metrics.get("repeats"))
+    for name, v in floor_t.items():
+        if isinstance(v, dict):
+            add(f"{name} time / physical floor (worst batch size)", sp, v.get("worst"), digits=3,
+                evaluator=f"wall clock ({dev})", n=sp.metrics.get("repeats"))
+    if not sp.ok:
+        add("student speed-up vs teacher 16 steps with CFG (speed.json)", sp, None)
+    tw = dw.metrics.get("targets") if dw.ok and isinstance(dw.metrics.get("targets"), dict) else {}
+    add("digit world: teacher 16-step GenEval-like overall", dw, tw.get("teacher16_geneval"), digits=3)
+    add("digit world: Di[M]O GenEval-like overall", dw, tw.get("student_geneval"), digits=3)
+    if not t.rows:
+        t.rows.append([label("(nothing measured yet)"), label("")])
+    return t
+
+
+__all__ = ["section", "inventory", "EXPECTED", "TITLE", "INVENTORY_TITLE"]

@@ -1,0 +1,295 @@
+"""`softdimo report`: Markdown + self-contained HTML from a fixture of results JSON; sources; grids; plots."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from softdimo.cli import main
+from softdimo.distill import OneStepSampler, OneStepStudent
+from softdimo.errors import DataError
+from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.report import ReportOptions, build, build_report
+from softdimo.report.document import Table
+from softdimo.report.grids import GridModel, GridSpec, draw
+from softdimo.report.plots import LEFT, HLine, Series, nice_step, svg_plot
+from softdimo.report.schema import ResultsDir, ResultsFile, points
+from softdimo.teachers import NativeTeacher
+from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
+
+FID_EVAL = "fixture-inception"
+TEACHER_CMD = "generators.py --preset fixture-teacher"
+DIMO_CMD = "generators.py --preset fixture-dimo"
+
+
+def doc(name: str, command: str, metrics: dict) -> dict:
+    return {"name": name, "command": command, "commit": "abc123", "machine": {}, "started": "2026-01-01T00:00:00",
+            "seconds": 1.0, "config": {}, "metrics": metrics}
+
+
+def row(label: str, steps, cfg, fid: float, model: str, sampler: str = "MaskGITSampler", **extra) -> dict:
+    return {"label": label, "model": model, "options": {"steps": steps, "cfg_scale": cfg, "temperature": None},
+            "sampler": {"sampler": sampler, "steps": steps or 1, "cfg_scale": cfg or 1.0, "temperature": 5.0},
+            "n": 500, "evaluator": FID_EVAL, "fid": fid, "precision": 0.5, "recall": 0.4, "fid_over_floor": fid / 10,
+            **extra}
+
+
+def fixture_files() -> dict[str, object]:
+    floor = {"n": 500, "fid": 10.0, "precision": 0.8, "recall": 0.8, "evaluator": FID_EVAL}
+    speed = {"batch_size": 8, "repeats": 2, "device": "cpu"}
+    per_tag = {"single_object": 0.9, "two_object": 0.7, "counting": 0.5, "colors": 0.8, "position": 0.3,
+               "color_attr": 0.2}
+    t_rows = [row(f"N={n} cfg=1.5", n, 1.5, f, "checkpoints/teacher-mnist", seconds_per_image=0.01 * n)
+              for n, f in ((1, 61.5), (4, 21.25), (16, 23.75))]
+    return {
+        "teacher_mnist.json": doc("teacher_mnist", TEACHER_CMD, {
+            "n": 500, "evaluator": FID_EVAL, "floor": floor, "best_cfg": 1.5, "rows": t_rows,
+            "steps_sweep": {"cfg_scale": 1.5, "fid_by_steps": {"1": 61.5, "4": 21.25, "16": 23.75}},
+            "cfg_sweep": {"steps": 16, "fid_by_cfg": {"1": 24.5, "1.5": 23.75}, "precision_by_cfg": {"1": 0.6},
+                          "recall_by_cfg": {"1": 0.5}},
+            "target_fid16_within_3x_floor": {"pass": True, "fid_16step": 23.75}, "speed": speed}),
+        "dimo_mnist.json": doc("dimo_mnist", DIMO_CMD, {
+            "n": 500, "evaluator": FID_EVAL, "floor": floor,
+            "student_rows": [row("dimo τ=5", None, None, 44.25, "checkpoints/dimo-mnist", "OneStepSampler",
+                                 seconds_per_image=0.002)],
+            "temperature_sweeps": {"metric": "domain_fid",
+                                   "dimo": {"1": {"domain_fid": 140.5}, "5": {"domain_fid": 70.5}}},
+            "beta_table": {"-0.2": {"temperature": 2.0, "domain_fid": 97.5, "classifier_score": 8.5}},
+            "targets": {"student_fid_over_teacher16": 1.86, "speedup_vs_teacher16_cfg2": 22.5}, "speed": speed}),
+        "soft_gan_mnist.json": doc("soft_gan_mnist", "generators.py --preset soft_gan_mnist", {
+            "n": 500, "evaluator": FID_EVAL, "floor": floor,
+            # as benchmarks/soft_gan.py writes it: kinds read from the labels, runs at the top of curves
+            "rows": [row("Soft-Di[M]O (soft + GAN) τ=2", None, None, 27.5, "runs/soft", "OneStepSampler"),
+                     row("Gumbel-ST + GAN τ=2", None, None, 39.5, "runs/gumbel", "OneStepSampler")],
+            "curves": {"metric": "domain_fid (in-project classifier features), N = 250, EMA weights",
+                       "soft": [{"step": 0, "domain_fid": 44.0}, {"step": 100, "domain_fid": 30.5}],
+                       "gumbel": {"steps": [0, 100], "domain_fid": [44.0, 41.5]}},
+            "diagnostics": {"source": "metrics.jsonl", "soft": [{"step": 50, "soft_entropy": 1.25, "soft_p_max": 0.6,
+                                                                 "soft_cov_trace": 0.125, "soft_gap": 0.0625}]},
+            "targets": {"soft_beats_gumbel": True, "refine_over_distill_step": 1.375},
+            "step_cost": {"seconds_per_step": {"refine": 0.55, "distill": 0.4}, "repeats": 3}}),
+        "eval_soft_fixture.json": doc("eval:soft", "softdimo eval --model checkpoints/soft-dimo-mnist", {
+            "source": "dimo-student:checkpoints/soft-dimo-mnist", "n": 500, "reference": "mnist:test[:500]",
+            "sampler": {"sampler": "OneStepSampler", "steps": 1, "temperature": 2.0}, "evaluator": FID_EVAL,
+            "fid": 28.5, "precision": 0.55, "recall": 0.35}),
+        "teacher_world.json": doc("teacher_world", "generators.py --preset teacher_world", {
+            "n": 120, "evaluator": "fixture-geneval",
+            "rows": [{"label": "N=16 cfg=3", "options": {"steps": 16, "cfg_scale": 3.0}, "geneval": 0.55,
+                      "geneval_per_tag": per_tag, "seconds_per_image": 0.05}],
+            "steps_sweep": {"geneval_by_steps": {"1": 0.1, "16": 0.55}}, "speed": speed}),
+        "t2i_world.json": doc("t2i_world", "t2i.py --fixture", {
+            "n": 120, "evaluator": "fixture-geneval", "evaluators": {"clip_score": "fixture-mini-clip"},
+            "rows": [{"label": "Di[M]O + reward + TTEO 2", "kind": "tteo", "geneval": 0.61, "geneval_per_tag": per_tag,
+                      "clip_score": 0.3125, "fid": 35.5, "ns": {"fid": 1000}, "evaluators": {"fid": FID_EVAL}}]}),
+        "domain/dimo_t5.json": doc("eval:dimo", "softdimo eval --metrics domain_fid --model checkpoints/dimo-mnist", {
+            "source": "dimo-student:checkpoints/dimo-mnist", "n": 300, "domain_fid": 82.5, "classifier_score": 9.25,
+            "domain_evaluator": "fixture-classifier", "sampler": {"sampler": "OneStepSampler", "temperature": 5.0}}),
+        "scaling.json": doc("scaling", "scaling.py", {
+            "evaluator": "wall clock", "n": 3, "rows": [{"label": "1 proc", "steps_per_second": 4.5}],
+            "efficiency": {"two_processes": 0.875}}),
+        # malformed: not JSON / no metrics / wrong types inside a valid file
+        "demo.json": "{not json",
+        "faults.json": {"name": "faults", "command": "faults.py"},
+        "dimo_world.json": doc("dimo_world", "generators.py --preset dimo_world", {"teacher_rows": "oops"}),
+        # speed.json, amused_tiny.json: absent (not yet measured)
+    }
+
+
+@pytest.fixture()
+def results(tmp_path) -> Path:
+    root = tmp_path / "results"
+    for rel, content in fixture_files().items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content if isinstance(content, str) else json.dumps(content))
+    return root
+
+
+def _is_number(text: str) -> bool:
+    return re.fullmatch(r"-?[\d ]+(\.\d+)?(e[-+]\d+)?×?", text) is not None
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: dict[str, int] = {}
+        self.srcs: list[str] = []
+        self.num_titles: list[str] = []
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        a = dict(attrs)
+        if "src" in a:
+            self.srcs.append(a["src"])
+        if tag == "td" and a.get("class") == "num":
+            self.num_titles.append(a.get("title") or "")
+
+
+def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp_path, capsys):
+    rc = main(["report", "--results", str(results), "--out", str(tmp_path / "rep"), "--no-grids"])
+    assert rc == 0 and "report:" in capsys.readouterr().out
+    md = (tmp_path / "rep" / "report.md").read_text()
+    html = (tmp_path / "rep" / "report.html").read_text()
+    # the paper-style rows, with the numbers of the fixture
+    for text in ("61.50", "21.25", "23.75", "44.25", "27.50", "39.50", "28.50", "0.550", "0.610", "0.312",
+                 "82.50", "97.50", "0.875"):
+        assert text in md and text in html, text
+    assert TEACHER_CMD in md and DIMO_CMD in md and FID_EVAL in md and "N = 500" in md
+    # every number cell of every table carries a source with evaluator, N and command
+    report = build(ReportOptions(results=str(results), out=str(tmp_path / "x"), grids=False))
+    numbers = 0
+    for s in report.sections:
+        for b in s.blocks:
+            if isinstance(b, Table):
+                for r in b.rows:
+                    for k, c in enumerate(r):  # column 0 holds row labels (a CFG, a β, a step count)
+                        if k and _is_number(c.text) and b.title != "Every expected and every present file":
+                            assert c.source is not None, (s.title, b.title, c.text)
+                        if c.source is not None:
+                            numbers += 1
+                            assert c.source.command not in ("", "not stated") and c.source.n
+    assert numbers == report.numbers() > 60
+    # per-metric provenance: t2i FID has its own evaluator and N
+    t2i = next(s for s in report.sections if s.title.startswith("Text-to-image"))
+    tbl = next(b for b in t2i.blocks if isinstance(b, Table) and "rewards" in b.title)
+    fid_cell = tbl.rows[0][tbl.columns.index("FID")]
+    clip_cell = tbl.rows[0][tbl.columns.index("mini-CLIP")]
+    assert (fid_cell.source.evaluator, fid_cell.source.n) == (FID_EVAL, "1000")
+    assert (clip_cell.source.evaluator, clip_cell.source.n) == ("fixture-mini-clip", "120")
+    # HTML: self-contained, parses, number cells have a hover title naming the command
+    tags = Tags()
+    tags.feed(html)
+    assert "script" not in tags.tags and all(s.startswith("data:") for s in tags.srcs)
+    assert not re.search(r"(href|src)=\"https?:", html)
+    assert tags.tags["table"] >= 12 and tags.tags["svg"] >= 5
+    assert tags.num_titles and all("command:" in t and "N = " in t and "evaluator:" in t for t in tags.num_titles)
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):
+        ET.fromstring(svg)  # every plot is well-formed XML
+    # Markdown assets: the plots as files
+    assets = sorted(p.name for p in (tmp_path / "rep" / "assets").iterdir())
+    assert {"fig-fid-vs-steps.svg", "fig-fid-vs-step.svg", "fig-diag-soft_gap.svg", "fig-geneval-vs-steps.svg",
+            "fig-tau-sweep.svg"} <= set(assets)
+    # soft_gan_mnist.json: the Soft-Di[M]O row joins the main table; curves read from the top-level runs
+    c2i = next(s for s in report.sections if s.title.startswith("Class-to-image (MNIST)"))
+    main_rows = [r[0].text for r in c2i.blocks[0].rows]
+    assert main_rows.count("Soft-Di[M]O") == 2 and main_rows[0] == "real-vs-real floor"  # soft run + eval file
+    sg = next(s for s in report.sections if s.title.startswith("Soft-Di[M]O training"))
+    curve = next(b for b in sg.blocks if isinstance(b, Table) and "first and the last" in b.title)
+    assert [[c.text for c in r] for r in curve.rows] == [["soft", "0", "44.00", "100", "30.50"],
+                                                          ["gumbel", "0", "44.00", "100", "41.50"]]
+    assert curve.rows[0][2].source.n == "250"
+    cost = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Cost"))
+    assert cost.rows[0][1].source.evaluator.startswith("wall clock")
+    assert "| Soft-Di[M]O (soft + GAN) τ=2 | soft |" in md and "| Gumbel-ST + GAN τ=2 | gumbel |" in md
+    for a in re.findall(r"\]\((assets/[^)]+)\)", md):
+        assert (tmp_path / "rep" / a).is_file()
+
+
+def test_missing_and_malformed_files_are_named_not_fatal(results, tmp_path):
+    summary = build_report(ReportOptions(results=str(results), out=str(tmp_path / "rep"), grids=False))
+    assert {"speed.json", "amused_tiny.json"} <= set(summary.not_measured)
+    assert "demo.json" not in summary.not_measured  # present, though malformed
+    md = summary.markdown.read_text()
+    problems = "\n".join(summary.problems)
+    assert "`speed.json`: not yet measured" in problems and "softdimo bench" in problems
+    assert "`demo.json`: malformed, not valid JSON" in problems
+    assert "`faults.json`: malformed" in problems and "lacks metrics" in problems
+    assert "dimo_world.json: metrics.teacher_rows is not a list" in problems
+    assert "not yet measured" in md and "malformed" in md
+    # the generic section shows unknown files (rows + scalars)
+    assert "scaling.json: rows" in md and "efficiency.two_processes" in md
+    # inventory: one line per expected or present file
+    assert md.count("| speed.json | not yet measured |") == 1
+
+
+def test_empty_or_absent_results_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    s = build_report(ReportOptions(results=str(tmp_path / "empty"), out=str(tmp_path / "rep"), grids=False))
+    assert s.numbers == 0 and "teacher_mnist.json" in s.not_measured and s.html.is_file()
+    with pytest.raises(DataError, match="not a folder"):
+        build_report(ReportOptions(results=str(tmp_path / "nope"), out=str(tmp_path / "rep2"), grids=False))
+    assert main(["report", "--results", str(tmp_path / "nope"), "--out", str(tmp_path / "r3"), "--no-grids"]) == 2
+
+
+def test_schema_reader_records_missing_keys_and_reads_point_lists(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(doc("a", "cmd", {"x": {"y": 2}, "n": 7})))
+    rd = ResultsDir(tmp_path)
+    f = rd.file("a.json")
+    assert f.ok and f.get("metrics.x.y") == 2 and f.get("metrics.x.z", 5) == 5
+    assert f.problems == ["a.json: metrics.x.z is missing"]
+    assert f.get("metrics.x", kind=list) is None and "not a list" in f.problems[-1]
+    assert f.source().n == "7" and f.source().command == "cmd" and rd.used == ["a.json"]
+    assert ResultsFile.read(tmp_path, "b.json").status == "missing"
+    assert points([{"step": 2, "fid": 1.0}, {"step": 1, "fid": 3.0}, {"step": 3}], "fid") == [(1, 3.0), (2, 1.0)]
+    assert points({"steps": [0, 5], "fid": [9, 8]}, "fid") == [(0, 9), (5, 8)]
+    assert points({"16": 23.5, "1": 65.0}, "fid") == [(1.0, 65.0), (16.0, 23.5)]
+
+
+def test_svg_plot_positions_and_log_axes():
+    svg = svg_plot("t", [Series("line", [(1, 10.0), (16, 40.0)]), Series("pts", [(1, 20.0)], "points"),
+                         Series("none", [])], "steps", "FID", log_x=2, hlines=[HLine(5.0, "floor")])
+    root = ET.fromstring(svg)
+    circles = root.findall("{http://www.w3.org/2000/svg}circle")
+    assert {float(c.get("cx")) for c in circles} >= {float(LEFT)}  # x = 1 sits on the left axis of a log2 axis
+    assert "(no data)" in svg and "floor" in svg and "(log scale)" in svg
+    assert nice_step(0.7) == 1 and nice_step(3.2) == 5 and nice_step(12) == 20
+
+
+def _tiny_folders(root: Path) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    tok = VQ_PRESETS["tiny"]
+    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=tok.grid, num_tokens=tok.codebook_size)
+    t = NativeTeacher(MaskedTransformer(cfg), VQTokenizer(tok), MaskGITSampler(steps=4, cfg_scale=2.0)).eval()
+    t.save_pretrained(root / "teacher")
+    OneStepStudent(t.mdm, t.tokenizer, OneStepSampler(temperature=2.0)).save_pretrained(root / "student")
+    return root / "teacher", root / "student"
+
+
+def test_grids_same_labels_side_by_side_and_the_printed_command_reproduces_a_strip(tmp_path, one_thread):
+    teacher, student = _tiny_folders(tmp_path)
+    spec = GridSpec("tiny", "tiny grid", [GridModel("teacher N=2", str(teacher), 2),
+                                          GridModel("student", str(student)),
+                                          GridModel("broken", str(tmp_path / "nope"))], labels=[3, 1, 4], seed=7)
+    problems: list[str] = []
+    grid = draw(spec, "cpu", problems)
+    assert grid.conditions == ["3", "1", "4"] and [r.label for r in grid.rows] == ["teacher N=2", "student"]
+    assert len(problems) == 1 and "broken" in problems[0]
+    sizes = {Image.open(io.BytesIO(r.png)).size for r in grid.rows}
+    assert sizes == {(3 * (8 + 2) + 2, 2 * (8 + 2) + 2)}  # 3 labels per row, 2 rows, 8 px images, 2 px padding
+    assert grid.rows[0].sampler.startswith("N=2, cfg 2") and grid.rows[1].sampler.startswith("1 step, τ 2")
+    # the command under the strip draws the same pixels
+    cmd = grid.rows[0].source.command.split()
+    assert cmd[:2] == ["softdimo", "sample"] and "--seed" in cmd and "3,1,4" in cmd
+    out = tmp_path / "again.png"
+    args = cmd[1:]
+    args[args.index("--out") + 1] = str(out)
+    assert main(args + ["--no-progress", "--device", "cpu"]) == 0
+    assert Image.open(out).tobytes() == Image.open(io.BytesIO(grid.rows[0].png)).tobytes()
+
+
+def test_report_with_grids_embeds_the_strips(results, tmp_path, one_thread):
+    ckpt = tmp_path / "ckpt"
+    teacher, student = _tiny_folders(tmp_path / "models")
+    ckpt.mkdir()
+    (ckpt / "teacher-mnist").symlink_to(teacher)
+    (ckpt / "dimo-mnist").symlink_to(student)
+    s = build_report(ReportOptions(results=str(results), out=str(tmp_path / "rep"), grids=True,
+                                   checkpoints=str(ckpt), device="cpu"))
+    html = s.html.read_text()
+    pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(pngs) == 4  # teacher at 1, 4, 16 steps + Di[M]O; Soft-Di[M]O and the world models are absent
+    for p in pngs:
+        Image.open(io.BytesIO(base64.b64decode(p))).verify()
+    assert any("soft-dimo-mnist" in p and "absent" in p for p in s.problems)
+    assert any("world: no generator folders" in p for p in s.problems)
+    assert len([a for a in s.assets if a.suffix == ".png"]) == 4
