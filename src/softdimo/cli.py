@@ -298,6 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leave_process_group() -> bool:
+    """Under torchrun: every process waits for the others, then the process group is closed.
+
+    Returns whether there was a group. A worker then exits at once (:func:`main`): with gloo,
+    torch's background threads can abort a process during interpreter shutdown ("terminate called
+    without an active exception") after all its work is done and written.
+    """
+    if "torch.distributed" not in sys.modules:
+        return False
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    dist.barrier()
+    dist.destroy_process_group()
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # overrides may come before or after flags: collect the leftovers as overrides
@@ -311,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with pickle_allowed(getattr(args, "allow_pickle", False)):
-            return args.func(args)
+            rc = args.func(args)
+        if _leave_process_group():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+        return rc
     except SoftdimoError as e:
         print(f"softdimo {args.command}: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)  # 2: bad input; 3: a run that failed (see train.faults)
