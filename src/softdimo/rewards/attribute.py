@@ -44,14 +44,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import torch_dtype
 from ..data import geneval as ge
 from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
-from ..train import Context, Phase, Tick
+from ..train import Context, Tick
 from .backbone import BackboneConfig, SceneCNN
 from .base import freeze
-from .scenes import Scenes, augment, prompt_metadata, render_scenes
+from .scenes import SceneStage, prompt_metadata
 
 NUM_DIGITS = 10
 COLOR_INDEX = {c: i for i, c in enumerate(ge.COLOR_NAMES)}
@@ -267,48 +266,19 @@ class AttributeReward(nn.Module):
 
 
 # ---------------------------------------------------------------------- training stage
-class AttributeStage:
+class AttributeStage(SceneStage):
     """Trains an :class:`AttributeClassifier` on rendered world train scenes (module docstring)."""
 
-    grid_nrow = 8
+    NAME = "attribute"
 
-    def __init__(self, cfg: Any):  # cfg: softdimo.rewards.train.RewardRunConfig
-        self.cfg = cfg
-
-    def setup(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def build(self, ctx: Context) -> None:
         m = self.cfg.attribute
-        self.scenes: Scenes = render_scenes(self.cfg.data, "train")
         self.targets = scene_targets(self.scenes.objects, m.max_count)
         self.model = AttributeClassifier(m).to(ctx.device)
-        self.fixed = self.scenes.images[: self.cfg.num_sample_images].float() / 255.0
-
-    def _generator(self, tick: Tick) -> torch.Generator:
-        key = (((self.cfg.train.seed * 1_000_003 + tick.step) * 131 + tick.micro) * 131 + tick.repeat) * 131
-        return torch.Generator().manual_seed(key + self.ctx.rank)
 
     def loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
-        idx = torch.tensor(self.ctx.batch_indices(tick, len(self.scenes)))
-        x = self.scenes.images[idx].to(self.ctx.device).float() / 255.0
-        x = augment(x, self.cfg.augment, self._generator(tick))
+        idx, x = self.batch(tick)
         return attribute_loss(self.model(x), self.targets.index(idx).to(self.ctx.device))
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"attribute": self.model}
-
-    def phases(self) -> list[Phase]:
-        return [Phase.from_train("attribute", self.model, self.loss, self.cfg.train)]
-
-    def ema_modules(self) -> list[str]:
-        return ["attribute"]
-
-    @torch.no_grad()
-    def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:
-        """The first training scenes under a fixed augmentation draw (what the network reads)."""
-        return augment(self.fixed, self.cfg.augment, torch.Generator().manual_seed(0)).cpu()
-
-    def export(self, path: Path, models: dict[str, nn.Module]) -> None:
-        models["attribute"].save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))  # type: ignore[operator]
 
 
 __all__ = ["AttributeConfig", "AttributeClassifier", "AttributeLogits", "AttributeReward", "AttributeStage",

@@ -32,14 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import torch_dtype
 from ..errors import ConfigError, DataError
 from ..mdm.text import FEATURE_DIM, TextEncoder
 from ..pretrained import PretrainedMixin
-from ..train import Context, Phase, Tick
+from ..train import Context, Tick
 from .backbone import BackboneConfig, SceneCNN
 from .base import freeze
-from .scenes import Scenes, augment, render_scenes
+from .scenes import SceneStage
 
 
 @dataclass
@@ -120,18 +119,13 @@ class MiniClipReward(nn.Module):
 
 
 # ---------------------------------------------------------------------- training stage
-class MiniClipStage:
+class MiniClipStage(SceneStage):
     """Trains a :class:`MiniClipImageEncoder` against the frozen MiniLM caption bank (module docstring)."""
 
-    grid_nrow = 8
+    NAME = "miniclip"
 
-    def __init__(self, cfg: Any):  # cfg: softdimo.rewards.train.RewardRunConfig
-        self.cfg = cfg
-
-    def setup(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def build(self, ctx: Context) -> None:
         m = self.cfg.miniclip
-        self.scenes: Scenes = render_scenes(self.cfg.data, "train")
         self.captions = sorted(set(self.scenes.prompts))
         where = {c: i for i, c in enumerate(self.captions)}
         self.caption_idx = torch.tensor([where[p] for p in self.scenes.prompts])
@@ -139,16 +133,9 @@ class MiniClipStage:
         bank = [text.encode(self.captions[i:i + 512])[2] for i in range(0, len(self.captions), 512)]
         self.bank = torch.cat(bank).to(ctx.device)  # [U, 384], unit rows
         self.model = MiniClipImageEncoder(m).to(ctx.device)
-        self.fixed = self.scenes.images[: self.cfg.num_sample_images].float() / 255.0
-
-    def _generator(self, tick: Tick) -> torch.Generator:
-        key = (((self.cfg.train.seed * 1_000_003 + tick.step) * 131 + tick.micro) * 131 + tick.repeat) * 131
-        return torch.Generator().manual_seed(key + self.ctx.rank)
 
     def loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
-        idx = torch.tensor(self.ctx.batch_indices(tick, len(self.scenes)))
-        x = self.scenes.images[idx].to(self.ctx.device).float() / 255.0
-        x = augment(x, self.cfg.augment, self._generator(tick))
+        idx, x = self.batch(tick)
         target = self.caption_idx[idx].to(self.ctx.device)
         v = self.model(x)
         logits = self.model.logit_scale() * v @ self.bank.T
@@ -157,23 +144,6 @@ class MiniClipStage:
             acc = (logits.argmax(-1) == target).float().mean()
             cos = (v * self.bank[target]).sum(-1).mean()
         return loss, {"acc": float(acc), "cos": float(cos), "logit_scale": float(self.model.logit_scale().detach())}
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"miniclip": self.model}
-
-    def phases(self) -> list[Phase]:
-        return [Phase.from_train("miniclip", self.model, self.loss, self.cfg.train)]
-
-    def ema_modules(self) -> list[str]:
-        return ["miniclip"]
-
-    @torch.no_grad()
-    def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:
-        """The first training scenes under a fixed augmentation draw (what the network reads)."""
-        return augment(self.fixed, self.cfg.augment, torch.Generator().manual_seed(0)).cpu()
-
-    def export(self, path: Path, models: dict[str, nn.Module]) -> None:
-        models["miniclip"].save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))  # type: ignore[operator]
 
 
 __all__ = ["MiniClipConfig", "MiniClipImageEncoder", "MiniClipReward", "MiniClipStage"]

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..config import DataConfig
+from ..config import DataConfig, torch_dtype
 from ..errors import DataError
+from ..train import Context, Phase, Tick
 
 
 @dataclass
@@ -121,5 +124,58 @@ def scene_key(meta: dict[str, Any]) -> tuple:
     return tuple(sorted(counts.items())), tuple(sorted(colours)), rel
 
 
-__all__ = ["RewardAugmentConfig", "augment", "Scenes", "render_scenes", "prompt_table", "prompt_metadata",
+class SceneStage:
+    """What the reward-network stages share: one network trained on augmented world train scenes.
+
+    A subclass sets ``NAME`` (its module name in checkpoints), builds ``self.model`` (and whatever
+    else its loss needs) in :meth:`build`, and writes :meth:`loss` from :meth:`batch`.
+    """
+
+    NAME: ClassVar[str]
+    grid_nrow = 8
+
+    def __init__(self, cfg: Any):  # cfg: softdimo.rewards.train.RewardRunConfig
+        self.cfg = cfg
+
+    def setup(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.scenes: Scenes = render_scenes(self.cfg.data, "train")
+        self.build(ctx)
+        self.fixed = self.scenes.images[: self.cfg.num_sample_images].float() / 255.0
+
+    def build(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def _generator(self, tick: Tick) -> torch.Generator:
+        key = (((self.cfg.train.seed * 1_000_003 + tick.step) * 131 + tick.micro) * 131 + tick.repeat) * 131
+        return torch.Generator().manual_seed(key + self.ctx.rank)
+
+    def batch(self, tick: Tick) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scene indices, their augmented images on the device) of this process's micro-batch."""
+        idx = torch.tensor(self.ctx.batch_indices(tick, len(self.scenes)))
+        x = self.scenes.images[idx].to(self.ctx.device).float() / 255.0
+        return idx, augment(x, self.cfg.augment, self._generator(tick))
+
+    def loss(self, tick: Tick) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {self.NAME: self.model}
+
+    def phases(self) -> list[Phase]:
+        return [Phase.from_train(self.NAME, self.model, self.loss, self.cfg.train)]
+
+    def ema_modules(self) -> list[str]:
+        return [self.NAME]
+
+    @torch.no_grad()
+    def sample(self, models: dict[str, nn.Module]) -> torch.Tensor:
+        """The first training scenes under a fixed augmentation draw (what the network reads)."""
+        return augment(self.fixed, self.cfg.augment, torch.Generator().manual_seed(0)).cpu()
+
+    def export(self, path: Path, models: dict[str, nn.Module]) -> None:
+        models[self.NAME].save_pretrained(path, dtype=torch_dtype(self.cfg.train.export_dtype))  # type: ignore[operator]
+
+
+__all__ = ["SceneStage", "RewardAugmentConfig", "augment", "Scenes", "render_scenes", "prompt_table", "prompt_metadata",
            "tag_prompts", "scene_key"]
