@@ -188,6 +188,16 @@ ALLOW_PICKLE_HELP = ("also accept pickle-based weights (.bin/.pt/.ckpt), read wi
                      "only for files you trust (default: safetensors only)")
 
 
+def _add_image_output_args(p: argparse.ArgumentParser, batch_size: int) -> None:
+    """The options `sample` and `tteo` share for drawing and writing images."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--nrow", type=int, help="images per grid row (default: the number of distinct conditions)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softdimo",
@@ -234,12 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     cond.add_argument("--prompts-file", help=".jsonl of GenEval metadata with 'prompt', or .txt, one prompt a line")
     p.add_argument("--num", type=int, help="number of images; the labels/prompts are cycled (default: their "
                                              "number, or 16 over all classes / the held-out prompts)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--nrow", type=int, help="images per grid row (default: the number of distinct conditions)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
-    p.add_argument("--no-progress", action="store_true")
+    _add_image_output_args(p, batch_size=64)
     p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_sample)
     p = sub.add_parser("bench", help="speed and memory: teacher N steps (with/without CFG) vs one-step students")
@@ -279,12 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     cond.add_argument("--prompts", "--prompt", nargs="+", help="one or more prompts (text students)")
     cond.add_argument("--prompts-file", help=".jsonl of GenEval metadata with 'prompt', or .txt, one prompt a line")
     p.add_argument("--num", type=int, help="number of images; the labels/prompts are cycled")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--nrow", type=int, help="images per grid row")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--overwrite", action="store_true", help="replace an existing grid / samples in --out")
-    p.add_argument("--no-progress", action="store_true")
+    _add_image_output_args(p, batch_size=16)
     p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. soft_temperature=0.5")
     p.set_defaults(func=_cmd_tteo)
     p = sub.add_parser("demo", help="the main job on the embedded default (small budget)")
