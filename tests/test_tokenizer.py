@@ -193,6 +193,35 @@ def test_dead_codes_are_restarted_and_used():
     assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
 
 
+def _flat_background_batch() -> torch.Tensor:
+    """90 % copies of one 'background' vector, 10 % spread 'foreground' vectors."""
+    g = torch.Generator().manual_seed(0)
+    return torch.cat([torch.zeros(900, 2), 5 + 3 * torch.randn(100, 2, generator=g)])
+
+
+def test_error_sampling_keeps_new_codes_off_a_dominant_flat_cluster():
+    z = _flat_background_batch()
+
+    def codes_on_background(sampling: str) -> int:
+        torch.manual_seed(0)
+        q = EMAVectorQuantizer(num_codes=16, dim=2, code_sampling=sampling)
+        q(z)  # first training call: initialise from the batch
+        return int((q.embedding.norm(dim=1) < 0.1).sum())
+
+    assert codes_on_background("uniform") >= 8  # uniform seeding follows the 90 % mass
+    assert codes_on_background("error") == 1  # D² seeding: the flat cluster gets one code
+    # Restarts: dead codes go where the quantisation error is, never onto a vector already coded.
+    torch.manual_seed(0)
+    q = EMAVectorQuantizer(num_codes=4, dim=2, decay=0.9, dead_threshold=0.1, code_sampling="error")
+    q.embedding.copy_(torch.cat([torch.zeros(1, 2), torch.full((3, 2), 100.0)]))
+    q.embed_sum.copy_(q.embedding)
+    q.cluster_size.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    q.initialized.fill_(1)
+    assert q(z).restarted == 3
+    assert bool((q.embedding[1:].norm(dim=1) > 0.5).all())
+    with pytest.raises(ValueError, match="code_sampling"):
+        EMAVectorQuantizer(num_codes=4, dim=2, code_sampling="kmeans")
+
 def test_training_model_restarts_codes_and_keeps_state_in_buffers():
     model = VQTokenizer(dataclasses.replace(TINY, dead_code_threshold=0.5, ema_decay=0.5))
     buffers = dict(model.named_buffers())

@@ -17,6 +17,16 @@ restart draws come from torch's global RNG (so a resumed run with restored RNG r
 and when ``torch.distributed`` is initialised the statistics are all-reduced and the restart
 vectors broadcast from rank 0, so every process keeps the same codebook.
 
+Where new codes are placed (``code_sampling``):
+
+* ``"uniform"``: initial codes and restarts are encoder outputs drawn uniformly from the batch;
+* ``"error"``: they are drawn with probability ∝ the squared distance to the nearest existing
+  code (D² seeding, as in k-means++, Arthur & Vassilvitskii 2007; initialisation picks the codes
+  one at a time). On data dominated by one flat colour (the digit world's background covers
+  ~70 % of all patches) uniform draws land mostly on that colour and split it over hundreds of
+  near-identical codes, which a masked model then has to tell apart although nothing in the
+  image does; D² draws put new codes where the quantisation error is, i.e. on the digits.
+
 The codebook rows are exactly the vectors the decoder consumes: ``decode_soft`` in the
 tokenizer averages these rows with the student's token probabilities (METHOD.md §B.1, §B.4).
 """
@@ -59,13 +69,16 @@ class EMAVectorQuantizer(nn.Module):
     """
 
     def __init__(self, num_codes: int, dim: int, decay: float = 0.99, eps: float = 1e-5,
-                 dead_threshold: float = 0.03) -> None:
+                 dead_threshold: float = 0.03, code_sampling: str = "uniform") -> None:
         super().__init__()
         self.num_codes = num_codes
         self.dim = dim
         self.decay = decay
         self.eps = eps
         self.dead_threshold = dead_threshold
+        if code_sampling not in ("uniform", "error"):
+            raise ValueError(f"code_sampling must be 'uniform' or 'error', got {code_sampling!r}")
+        self.code_sampling = code_sampling
         self.register_buffer("embedding", torch.randn(num_codes, dim) * 0.1)
         self.register_buffer("cluster_size", torch.zeros(num_codes))
         self.register_buffer("embed_sum", self.embedding.clone())
@@ -74,7 +87,7 @@ class EMAVectorQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"num_codes={self.num_codes}, dim={self.dim}, decay={self.decay}, eps={self.eps}, "
-                f"dead_threshold={self.dead_threshold}")
+                f"dead_threshold={self.dead_threshold}, code_sampling={self.code_sampling!r}")
 
     # ------------------------------------------------------------------ lookup
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
@@ -105,10 +118,41 @@ class EMAVectorQuantizer(nn.Module):
         rows = z[idx.to(z.device)].clone()
         return self._broadcast(rows)
 
+    def _d2_rows(self, z: torch.Tensor, n: int, codes: torch.Tensor | None) -> torch.Tensor:
+        """``n`` rows of ``z`` drawn ∝ squared distance to the nearest of ``codes`` (D² seeding).
+
+        With ``codes=None`` the rows are picked one at a time, each new row joining the set the
+        next distances are measured to (k-means++ seeding). Falls back to uniform draws where
+        every distance is zero. Broadcast from rank 0 like :meth:`_sample_rows`.
+        """
+        picked: list[torch.Tensor] = []
+        if codes is None:
+            first = int(torch.randint(0, z.shape[0], (1,)))
+            picked.append(z[first])
+            d2 = (z - z[first]).pow(2).sum(1)
+            for _ in range(n - 1):
+                w = d2 if float(d2.sum()) > 0 else torch.ones_like(d2)
+                i = int(torch.multinomial(w, 1))
+                picked.append(z[i])
+                d2 = torch.minimum(d2, (z - z[i]).pow(2).sum(1))
+            rows = torch.stack(picked)
+        else:
+            e = codes
+            d2 = (z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)[None, :]).amin(1).clamp_min(0)
+            w = d2 if float(d2.sum()) > 0 else torch.ones_like(d2)
+            idx = torch.multinomial(w, n, replacement=bool((w > 0).sum() < n))
+            rows = z[idx]
+        return self._broadcast(rows.clone())
+
+    def _new_code_rows(self, z: torch.Tensor, n: int, codes: torch.Tensor | None) -> torch.Tensor:
+        if self.code_sampling == "error":
+            return self._d2_rows(z, n, codes)
+        return self._sample_rows(z, n)
+
     @torch.no_grad()
     def _init_from(self, z: torch.Tensor) -> None:
-        """Start every code at a random encoder output of the first training batch."""
-        rows = self._sample_rows(z, self.num_codes)
+        """Start every code at an encoder output of the first training batch (see ``code_sampling``)."""
+        rows = self._new_code_rows(z, self.num_codes, None)
         if z.shape[0] < self.num_codes:  # repeated rows: separate them a little
             rows = rows + 0.01 * rows.std() * torch.randn(rows.shape).to(rows)
             rows = self._broadcast(rows)
@@ -148,7 +192,8 @@ class EMAVectorQuantizer(nn.Module):
         n_dead = int(dead.sum())  # identical on every process: cluster_size is all-reduced
         if n_dead == 0:
             return 0
-        rows = self._sample_rows(z, n_dead)
+        live = self.embedding[~dead] if bool((~dead).any()) else None
+        rows = self._new_code_rows(z, n_dead, live)
         fresh = self._fresh_size(float(total))
         self.cluster_size[dead] = fresh
         self.embed_sum[dead] = rows * fresh

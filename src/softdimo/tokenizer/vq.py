@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,7 @@ class VQConfig:
     ema_decay: float = 0.99  # EMA decay of the codebook statistics
     ema_eps: float = 1e-5  # Laplace smoothing of the EMA cluster sizes
     dead_code_threshold: float = 0.03  # restart codes whose usage share < this × 1/K (0 = never)
+    code_sampling: Literal["uniform", "error"] = "uniform"  # where initial/restarted codes go (quantizer docstring)
     l1_weight: float = 1.0  # weight of the pixel L1 reconstruction loss
     mse_weight: float = 1.0  # weight of the pixel MSE reconstruction loss
 
@@ -153,7 +155,8 @@ class VQTokenizer(nn.Module, PretrainedMixin):
         self.encoder = Encoder(config)
         self.quantizer = EMAVectorQuantizer(config.codebook_size, config.codebook_dim,
                                             decay=config.ema_decay, eps=config.ema_eps,
-                                            dead_threshold=config.dead_code_threshold)
+                                            dead_threshold=config.dead_code_threshold,
+                                            code_sampling=config.code_sampling)
         self.decoder = Decoder(config)
 
     # ------------------------------------------------------------------ protocol

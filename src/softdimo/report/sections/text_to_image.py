@@ -13,6 +13,7 @@ Reads (each optional):
        "evaluators": {"geneval": "…", "clip_score": "mini-CLIP …", "reward": "…", "fid": "…"},
        "num_prompts": 600, "images_per_prompt": 2,
        "speed": {"batch_size", "repeats", "device"},
+       "tteo_latency_ratio": {row label: s/image ÷ the one-step student's}, "targets": {…},
        "rows": [{"label": "Di[M]O + reward + TTEO 2 iters",
                  "kind": "teacher" | "dimo" | "reward" | "tteo" | "best_of_n" | "gumbel_reward" | "reward_only",
                  "model": FOLDER, "options": {…}, "tteo_iters": 2, "best_of": 4,
@@ -71,6 +72,13 @@ def section(rd: ResultsDir) -> Section:
             [("row", "label"), ("kind", "kind")], speed_source(t2),
             note="TTEO: test-time embedding optimisation (iterations in the row label); best-of-N picks by the "
                  "reward, never by the evaluator."))
+        latency = t2.get("metrics.tteo_latency_ratio", None, dict, required=False)
+        if latency:  # ratios of timings: their source is the speed measurement
+            s.blocks.append(kv_table(t2, "TTEO latency per image / one-step sampling (t2i_world.json)", latency,
+                                     source=speed_source(t2)))
+        targets = t2.get("metrics.targets", None, dict, required=False)
+        if targets:
+            s.blocks.append(kv_table(t2, "Text-to-image targets (t2i_world.json)", targets, speed=speed_source(t2)))
     return finish(s, tw, dw, t2)
 
 
