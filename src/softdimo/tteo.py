@@ -139,15 +139,15 @@ def tteo(student: Any, rewards: CompositeReward, labels: Sequence[int] | torch.T
             e = e0.detach().clone().requires_grad_(True)  # the leaf TTEO optimises
             opt = torch.optim.SGD([e], lr=lr)
             trace = []
-            for k in range(iters + 1):  # grad on even inside a caller's no_grad (e.g. a timing loop)
+            for k in range(iters + 1):
+                # objective *and* loss under grad, even inside a caller's no_grad (e.g. a timing loop)
                 with torch.set_grad_enabled(k < iters):
                     obj = soft_objective(e)
-                trace.append(obj.detach().float())
-                if k < iters:
-                    opt.zero_grad()
-                    with torch.enable_grad():
+                    if k < iters:
+                        opt.zero_grad()
                         (-obj.sum()).backward()
-                    opt.step()
+                        opt.step()
+                trace.append(obj.detach().float())
             objective.append(torch.stack(trace))
             generator.set_state(state)  # the same token noise as the un-optimised draw
             with torch.no_grad():

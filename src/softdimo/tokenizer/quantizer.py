@@ -90,11 +90,14 @@ class EMAVectorQuantizer(nn.Module):
                 f"dead_threshold={self.dead_threshold}, code_sampling={self.code_sampling!r}")
 
     # ------------------------------------------------------------------ lookup
+    @staticmethod
+    def _dist2(z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Squared distances [N, M] between the rows of ``z`` [N, d] and of ``e`` [M, d]."""
+        return z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)[None, :]
+
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index of the nearest code for every row of ``z`` [N, d] → long [N]."""
-        e = self.embedding
-        dist2 = (z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)[None, :])
-        return dist2.argmin(dim=1)
+        return self._dist2(z, self.embedding).argmin(dim=1)
 
     # ------------------------------------------------------------------ training updates
     @staticmethod
@@ -125,24 +128,19 @@ class EMAVectorQuantizer(nn.Module):
         next distances are measured to (k-means++ seeding). Falls back to uniform draws where
         every distance is zero. Broadcast from rank 0 like :meth:`_sample_rows`.
         """
-        picked: list[torch.Tensor] = []
         if codes is None:
-            first = int(torch.randint(0, z.shape[0], (1,)))
-            picked.append(z[first])
-            d2 = (z - z[first]).pow(2).sum(1)
+            picked = [int(torch.randint(0, z.shape[0], (1,)))]
+            d2 = (z - z[picked[0]]).pow(2).sum(1)
             for _ in range(n - 1):
                 w = d2 if float(d2.sum()) > 0 else torch.ones_like(d2)
-                i = int(torch.multinomial(w, 1))
-                picked.append(z[i])
-                d2 = torch.minimum(d2, (z - z[i]).pow(2).sum(1))
-            rows = torch.stack(picked)
+                picked.append(int(torch.multinomial(w, 1)))
+                d2 = torch.minimum(d2, (z - z[picked[-1]]).pow(2).sum(1))
+            idx = torch.tensor(picked)
         else:
-            e = codes
-            d2 = (z.pow(2).sum(1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(1)[None, :]).amin(1).clamp_min(0)
+            d2 = self._dist2(z, codes).amin(1).clamp_min(0)
             w = d2 if float(d2.sum()) > 0 else torch.ones_like(d2)
             idx = torch.multinomial(w, n, replacement=bool((w > 0).sum() < n))
-            rows = z[idx]
-        return self._broadcast(rows.clone())
+        return self._broadcast(z[idx.to(z.device)].clone())
 
     def _new_code_rows(self, z: torch.Tensor, n: int, codes: torch.Tensor | None) -> torch.Tensor:
         if self.code_sampling == "error":
