@@ -300,3 +300,25 @@ def test_text_encoder_features_and_cache():
     model = tiny(cond="text")
     out = model.forward_ids(rand_ids(model, b=2), model.encode_condition(text_features=feats, key_padding_mask=pad))
     assert out.shape == (2, model.seq_len, model.num_tokens)
+
+
+def test_all_positions_objective_scores_visible_tokens_too():
+    """loss_positions="all" (the released MaskGit objective) adds the CE of the visible tokens:
+    a model that copies its input perfectly has a lower "all" loss than "masked" loss."""
+    from softdimo.mdm import MaskedTransformer, mdm_config
+
+    torch.manual_seed(0)
+    m = MaskedTransformer(mdm_config("tiny", cond="none", cond_drop_prob=0.0)).eval()
+    ids = torch.randint(0, 16, (8, 16))
+    losses = {}
+    for pos in ("masked", "all"):
+        g = torch.Generator().manual_seed(1)
+        losses[pos], _ = m.training_loss(ids, None, label_smoothing=0.0, generator=g, loss_positions=pos)
+    assert not torch.allclose(losses["masked"], losses["all"])
+    with torch.no_grad():  # make the head copy the input token: identity logits at every visible position
+        m.head.weight.zero_(); m.head.bias.zero_()
+    g = torch.Generator().manual_seed(1)
+    flat, _ = m.training_loss(ids, None, label_smoothing=0.0, generator=g, loss_positions="all")
+    assert abs(float(flat) - math.log(16)) < 1e-4  # uniform logits: log K on every scored position
+    with pytest.raises(Exception, match="loss_positions"):
+        m.training_loss(ids, None, loss_positions="visible")  # type: ignore[arg-type]

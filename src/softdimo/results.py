@@ -18,9 +18,18 @@ import torch
 from .pretrained import atomic_write_bytes
 
 
+FROZEN_COMMIT = "FROZEN_COMMIT"  # written by scripts/freeze.sh at the root of a frozen code copy
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The current commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
-    cwd = str(cwd or Path(__file__).resolve().parent)
+    """The commit of the code that runs: the checkout's HEAD (``-dirty`` when the tree has changes),
+    the commit recorded in ``FROZEN_COMMIT`` of a frozen copy (``scripts/freeze.sh``), or ``unknown``."""
+    here = Path(cwd or Path(__file__).resolve().parent)
+    for parent in (here, *here.parents):
+        stamp = parent / FROZEN_COMMIT
+        if stamp.is_file():
+            return stamp.read_text().strip()
+    cwd = str(here)
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              check=True).stdout.strip()

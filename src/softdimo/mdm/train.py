@@ -43,7 +43,7 @@ from ..train import Context, Phase, Tick
 from .masking import MaskSchedule
 from .sampler import MaskGITSampler
 from .text import TextEncoder
-from .transformer import MaskedTransformer, MDMConfig
+from .transformer import LossPositions, MaskedTransformer, MDMConfig
 
 CACHEABLE = ("mnist", "fashion", "world")
 SAMPLE_PROMPTS = 8  # held-out prompts in a text teacher's sample grid (two samples each)
@@ -61,6 +61,8 @@ class TeacherRunConfig:
     tokenizer: str = "checkpoints/tokenizer-mnist"  # tokenizer folder; relative: cwd, else the project root
     schedule: MaskSchedule = field(default_factory=MaskSchedule)  # training mask-ratio schedule (arccos)
     label_smoothing: float = 0.1  # label smoothing of the masked CE (METHOD.md §A.7)
+    loss_positions: LossPositions = "masked"  # CE on masked positions only, or on "all" (released MaskGit)
+    init_from: str = ""  # a teacher folder whose MDM weights start this run (fine-tuning); "" = random init
     sampler: MaskGITSampler = field(default_factory=default_sampler)  # sample grids; the export's default
     max_train_images: int = 0  # train on the first N images of the split only (0 = all)
     token_cache: bool = True  # cache the tokenized train split on disk (built-in datasets only)
@@ -153,6 +155,8 @@ class TeacherStage:
         tok = VQTokenizer.from_pretrained(self.tokenizer_dir).to(ctx.device)
         self.tokenizer = tok.eval().requires_grad_(False)
         self.model = MaskedTransformer(m).to(ctx.device)
+        if cfg.init_from:
+            self._load_init(cfg.init_from)
         check_compatible(self.model, tok, where=f"tokenizer={self.tokenizer_dir}")
         data = build_dataset(cfg.data, "train")
         tc = tok.config
@@ -175,6 +179,21 @@ class TeacherStage:
         self.text_encoder = (TextEncoder(max_length=m.max_text_len, cache_size=16384, device=ctx.device)
                              if m.cond == "text" else None)
         self._fixed_condition()
+
+    def _load_init(self, value: str) -> None:
+        """Start from the MDM of teacher folder ``value`` (same architecture as ``model``)."""
+        found = find_folder(value, "teacher.json")
+        if found is None:
+            raise ConfigError(f"init_from={value!r}: no teacher folder (teacher.json) there, nor under the "
+                              f"project root. Give a teacher folder such as checkpoints/teacher-mnist.")
+        init = NativeTeacher.from_pretrained(found).mdm
+        ours, theirs = to_dict(self.cfg.model), to_dict(init.config)
+        diff = sorted(k for k in ours if ours[k] != theirs.get(k))
+        if diff:
+            raise ConfigError(f"init_from={value!r} has a different architecture: "
+                              + ", ".join(f"model.{k}={theirs.get(k)!r} there, {ours[k]!r} here" for k in diff)
+                              + ". Copy its model section into this config.")
+        self.model.load_state_dict(init.state_dict())
 
     def _token_ids(self, data, n: int) -> torch.Tensor:
         cfg = self.cfg
@@ -207,7 +226,8 @@ class TeacherStage:
             feats, pad, _ = self.text_encoder.encode([self.data.prompt(i) for i in idx])  # type: ignore[union-attr]
             cond = self.model.encode_condition(text_features=feats, key_padding_mask=pad)
         loss, logs = self.model.training_loss(ids, cond, schedule=self.cfg.schedule,
-                                              label_smoothing=self.cfg.label_smoothing, generator=self.ctx.generator)
+                                              label_smoothing=self.cfg.label_smoothing, generator=self.ctx.generator,
+                                              loss_positions=self.cfg.loss_positions)
         logs.pop("loss", None)  # the loop logs the returned loss itself (a second "loss" would be summed in)
         return loss, logs
 

@@ -47,6 +47,8 @@ from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
 from .masking import MaskSchedule, exact_count_mask, masked_ce_loss
 
+LossPositions = Literal["masked", "all"]  # positions scored by the teacher's CE (docs/method.md §2.2)
+
 
 @dataclass
 class MDMConfig:
@@ -460,12 +462,15 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
     # ------------------------------------------------------------------ training
     def training_loss(self, ids: torch.Tensor, cond_inputs: Condition | torch.Tensor | None = None,
                       schedule: MaskSchedule | None = None, label_smoothing: float = 0.1,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """MDM loss of one batch of token grids (teacher training).
+                      generator: torch.Generator | None = None,
+                      loss_positions: LossPositions = "masked") -> tuple[torch.Tensor, dict[str, float]]:
+        """MDM loss of one batch of token grids (teacher training, docs/method.md §2.2).
 
         Per sample: r ~ ``schedule`` (default arccos), mask exactly max(1, round(r·L)) positions,
         drop the condition with probability ``cond_drop_prob``, and take the label-smoothed CE
-        on the masked positions. ``cond_inputs``: a :class:`Condition`, or class labels [B] for a
+        on the masked positions (``loss_positions="masked"``) or on every position
+        (``"all"``: the released MaskGit objective, in which the model also learns to copy the
+        visible tokens). ``cond_inputs``: a :class:`Condition`, or class labels [B] for a
         class-conditional model. Logs: ``loss``, ``acc`` (masked-position accuracy),
         ``mask_ratio`` (mean masked fraction), ``cond_dropped`` (fraction of null conditions).
         """
@@ -487,7 +492,10 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
         cond = self.drop_condition(cond_inputs, self.config.cond_drop_prob if self.training else 0.0,
                                    generator=generator)
         logits = self.forward_ids(x, cond)
-        loss = masked_ce_loss(logits, ids, mask, label_smoothing)  # type: ignore[arg-type]
+        if loss_positions not in ("masked", "all"):
+            raise ConfigError(f"loss_positions must be 'masked' or 'all', got {loss_positions!r}.")
+        scored = mask if loss_positions == "masked" else torch.ones_like(mask)
+        loss = masked_ce_loss(logits, ids, scored, label_smoothing)  # type: ignore[arg-type]
         with torch.no_grad():
             acc = (logits.argmax(-1) == ids)[mask].float().mean()  # type: ignore[union-attr]
             dropped = 0.0
@@ -504,4 +512,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MDMConfig", "MDM_PRESETS", "mdm_config", "Condition", "MaskedTransformer", "count_parameters"]
+__all__ = ["LossPositions", "MDMConfig", "MDM_PRESETS", "mdm_config", "Condition", "MaskedTransformer", "count_parameters"]
