@@ -35,6 +35,7 @@ from ..errors import DataError
 from ..mdm.masking import exact_count_mask
 
 Weighting = Literal["none", "dmd"]
+SigmaScale = Literal["absolute", "embedding"]  # σ·ε in absolute units, or relative to the embeddings' rms
 
 
 def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: float | torch.Tensor,
@@ -46,15 +47,35 @@ def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: 
     return torch.where(mask, torch.full_like(ids, mask_id), ids).to(device)
 
 
-def noise_embeddings(embeds: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Variance-preserving perturbation √(1−σ²)·e + σ·ε, ε ~ N(0, I) (§A.3); σ = 0 returns ``embeds``."""
+def noise_embeddings(embeds: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
+                     scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Variance-preserving perturbation √(1−σ²)·e + σ·s·ε, ε ~ N(0, I) (§A.3); σ = 0 returns ``embeds``.
+
+    ``s`` (``scale``) is the per-dimension scale of the embeddings the noise is measured against:
+    1 is the released code's absolute σ (its embeddings are N(0, 1)); :func:`embedding_rms` makes σ
+    relative to a table of any scale (``dimo.sigma_scale="embedding"``).
+    """
     if not 0.0 <= sigma <= 1.0:
         raise DataError(f"the embedding noise σ must be in [0, 1], got {sigma}.")
     if sigma == 0.0:
         return embeds
     gen_dev = generator.device if generator is not None else embeds.device
     eps = torch.randn(embeds.shape, generator=generator, device=gen_dev).to(embeds.device, embeds.dtype)
-    return math.sqrt(1.0 - sigma * sigma) * embeds + sigma * eps
+    return math.sqrt(1.0 - sigma * sigma) * embeds + sigma * scale * eps
+
+
+@torch.no_grad()
+def embedding_rms(model) -> torch.Tensor:
+    """s = sqrt(mean e²) over the embeddings ``model.embed(ids)`` of every image token id (a scalar).
+
+    The noise scale of ``sigma_scale="embedding"``: with it, σ = 0.1 perturbs the input by about
+    10 % whatever the table's scale (the released MaskGit table is N(0, 1), so s ≈ 1 there).
+    """
+    h, w = model.grid
+    length, k = h * w, int(model.num_tokens)
+    rows = -(-k // length)
+    ids = (torch.arange(rows * length) % k).reshape(rows, length).to(model.embedding_table().device)
+    return model.embed(ids).float().pow(2).mean().sqrt()
 
 
 def sample_tokens(logits: torch.Tensor, temperature: float = 1.0,
@@ -128,5 +149,5 @@ def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
     return ok
 
 
-__all__ = ["hybrid_init", "noise_embeddings", "sample_tokens", "jeffreys_gradient", "sample_weights",
+__all__ = ["hybrid_init", "noise_embeddings", "embedding_rms", "SigmaScale", "sample_tokens", "jeffreys_gradient", "sample_weights",
            "surrogate_loss", "finite_rows", "Weighting"]

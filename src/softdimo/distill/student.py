@@ -3,7 +3,7 @@
 :class:`OneStepSampler` draws an image in one forward pass, exactly as training saw it (§A.3):
 
 1. x_init = uniformly random image tokens with exactly max(1, round(r_init·L)) mask tokens;
-2. e_in = √(1−σ²)·embed(x_init) + σ·ε  (the same r_init and σ as in training);
+2. e_in = √(1−σ²)·embed(x_init) + σ·s·ε  (the same r_init, σ and noise scale s as in training);
 3. z = f_θ(e_in, c)  — one forward pass, no classifier-free guidance (the student never uses it);
 4. x^i ~ Cat(softmax(z^i / τ)) independently per position (τ = 0: argmax), then decode.
 
@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError
 from ..teachers.bundle import MDMBundle
-from .dimo import hybrid_init, noise_embeddings, sample_tokens
+from .dimo import SigmaScale, embedding_rms, hybrid_init, noise_embeddings, sample_tokens
 
 MANIFEST = "student.json"
 KIND = "dimo-student"
@@ -37,6 +37,7 @@ class OneStepSampler:
     r_init: float = 0.6  # fraction of mask tokens in x_init (training's r_init)
     sigma: float = 0.1  # variance-preserving embedding noise σ (training's final σ)
     temperature: float = 1.0  # τ of the per-position token draw (0 = argmax)
+    sigma_scale: SigmaScale = "absolute"  # σ in absolute units, or relative to the embeddings' rms (training's)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.r_init <= 1.0:
@@ -45,6 +46,8 @@ class OneStepSampler:
             raise ConfigError(f"OneStepSampler.sigma must be in [0, 1], got {self.sigma}.")
         if self.temperature < 0:
             raise ConfigError(f"OneStepSampler.temperature must be ≥ 0, got {self.temperature}.")
+        if self.sigma_scale not in ("absolute", "embedding"):
+            raise ConfigError(f"OneStepSampler.sigma_scale must be 'absolute' or 'embedding', got {self.sigma_scale!r}.")
 
     @property
     def steps(self) -> int:
@@ -58,7 +61,8 @@ class OneStepSampler:
 
     def initial_embeddings(self, model: Any, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """e_in [B, L, d]: the noised embedding of x_init (steps 1–2)."""
-        return noise_embeddings(model.embed(self.initial_ids(model, batch, generator)), self.sigma, generator)
+        scale = embedding_rms(model) if self.sigma_scale == "embedding" and self.sigma > 0 else 1.0
+        return noise_embeddings(model.embed(self.initial_ids(model, batch, generator)), self.sigma, generator, scale)
 
     @staticmethod
     def logits(model: Any, embeds: torch.Tensor, cond: Any) -> torch.Tensor:

@@ -51,8 +51,9 @@ from ..teachers.bundle import read_manifest
 from ..soft import token_entropy, token_pmax
 from ..teachers.registry import TeacherKind, load_teacher, resolve_kind
 from ..train import Context, Phase, Tick
-from .dimo import (Weighting, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
+from .dimo import (SigmaScale, Weighting, embedding_rms, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
                    sample_weights, surrogate_loss)
+from .diagnostics import DiagnosticsConfig, collapse_diagnostics, repeat_inputs
 from .student import OneStepSampler, OneStepStudent
 
 SAMPLE_PROMPTS = 8  # held-out prompts in a text student's sample grid (two samples each)
@@ -66,6 +67,7 @@ class DiMOConfig:
     r_init: float = 0.6  # fraction of mask tokens in x_init (§A.3)
     r_init_range: tuple[float, float] | None = None  # draw r ~ U(a, b) per sample instead of r_init
     sigma: float = 0.1  # variance-preserving embedding noise σ of the student's input (§A.3)
+    sigma_scale: SigmaScale = "absolute"  # σ·ε in absolute units (code), or × the embeddings' rms ("embedding")
     sigma_warmup_steps: int = 0  # ramp σ from 0 to ``sigma`` over this many steps (0 = fixed σ)
     sigma_warmup: Literal["linear", "cos"] = "linear"  # shape of the σ ramp
     remask: MaskSchedule = field(default_factory=MaskSchedule)  # re-masking schedule (§A.5): the teacher's
@@ -79,6 +81,8 @@ class DiMOConfig:
     aux_lr: float | None = None  # ψ's learning rate (None = train.lr)
     aux_grad_clip: float | None = None  # ψ's gradient clipping (code: none)
     freeze_embeddings: bool = True  # freeze token table, positions, tied head bias in θ and ψ (§A.1)
+    freeze_head: bool = False  # also freeze the output head in θ and ψ (the released code: tied to the frozen table)
+    freeze_condition: bool = False  # also freeze the class table / text projection (released: in the frozen table)
     dropout: bool = True  # θ and ψ in train mode (dropout on) during distillation, as in the code
     teacher_dropout: bool = False  # the MaskGit code's artefact: teacher left in train mode
 
@@ -125,6 +129,7 @@ class DistillRunConfig:
     prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
     prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
     sample_temperature: float = 1.0  # default τ of the exported student's sampler (§A.9)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # collapse measurements (§3.8)
 
     def __post_init__(self) -> None:
         if self.sample_temperature < 0:
@@ -160,9 +165,18 @@ def resolve_teacher(value: str, kind: str = "native") -> Path:
     return found
 
 
-def freeze_embeddings(mdm: nn.Module) -> None:
-    for p in mdm.embedding_parameters():  # type: ignore[operator]
-        p.requires_grad_(False)
+def freeze_embeddings(mdm: nn.Module, head: bool = False, condition: bool = False) -> None:
+    """Freeze the embedding layers of θ or ψ (§A.1), and optionally the output head and the conditioning."""
+    groups = [("embedding_parameters", True), ("head_parameters", head), ("condition_parameters", condition)]
+    for name, on in groups:
+        if not on:
+            continue
+        get = getattr(mdm, name, None)
+        if get is None:
+            raise ConfigError(f"this teacher's network cannot freeze its {name.split('_')[0]} "
+                              f"({type(mdm).__name__} has no {name}()); leave that dimo.freeze_* knob off.")
+        for p in get():
+            p.requires_grad_(False)
 
 
 class DistillStage:
@@ -182,8 +196,8 @@ class DistillStage:
         self.student = teacher.trainable_copy().requires_grad_(True)
         self.aux = teacher.trainable_copy().requires_grad_(True)
         if d.freeze_embeddings:
-            freeze_embeddings(self.student)
-            freeze_embeddings(self.aux)
+            freeze_embeddings(self.student, d.freeze_head, d.freeze_condition)
+            freeze_embeddings(self.aux, d.freeze_head, d.freeze_condition)
         self.student.train(d.dropout)
         self.aux.train(d.dropout)
         self.length = teacher.grid[0] * teacher.grid[1]
@@ -237,7 +251,9 @@ class DistillStage:
             a, b = d.r_init_range
             r = a + (b - a) * torch.rand(batch, generator=g)
         ids = hybrid_init(batch, self.length, t.num_tokens, t.mask_id, r, generator=g, device=self.ctx.device)
-        e = noise_embeddings(self.student.embed(ids), d.sigma_at(step), generator=g)
+        sigma = d.sigma_at(step)
+        scale = embedding_rms(self.student) if d.sigma_scale == "embedding" and sigma > 0 else 1.0
+        e = noise_embeddings(self.student.embed(ids), sigma, generator=g, scale=scale)
         return self.student(e, cond)[..., : t.num_tokens]
 
     def remask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,7 +332,8 @@ class DistillStage:
         """``mdm`` with the teacher's frozen parts and the training r_init/σ as a student (the teacher
         builds it: a :class:`OneStepStudent` for a native teacher, an ``AmusedStudent`` for aMUSEd)."""
         d = self.cfg.dimo
-        sampler = OneStepSampler(r_init=d.inference_r_init(), sigma=d.sigma, temperature=self.cfg.sample_temperature)
+        sampler = OneStepSampler(r_init=d.inference_r_init(), sigma=d.sigma, temperature=self.cfg.sample_temperature,
+                                 sigma_scale=d.sigma_scale)
         info = {"teacher": str(self.cfg.teacher), "beta": d.beta, "teacher_cfg": d.teacher_cfg,
                 "steps": self.cfg.train.max_steps, "dimo": _plain(asdict(d))}
         return self.teacher.make_student(mdm, sampler, info)
@@ -326,6 +343,37 @@ class DistillStage:
         s = self.student_bundle(models["student"])
         g = torch.Generator().manual_seed(0)
         return s.sample(labels=self.sample_labels, prompts=self.sample_prompts, generator=g).cpu()
+
+    def diagnostic_conditions(self) -> list[dict]:
+        """One ``{"labels": [y]}`` or ``{"prompts": [p]}`` per condition of the collapse diagnostics."""
+        n = self.cfg.diagnostics.conditions
+        if self.teacher.cond_kind == "class":
+            return [{"labels": [y]} for y in range(min(n, self.teacher.num_classes))]
+        from ..sample import heldout_prompts_interleaved
+
+        return [{"prompts": [m["prompt"]]} for m in heldout_prompts_interleaved()[:n]]
+
+    @torch.no_grad()
+    def diagnostics(self, models: dict[str, nn.Module]) -> dict[str, float] | None:
+        """Collapse diagnostics (:mod:`softdimo.distill.diagnostics`) of the EMA student and the live ψ."""
+        dc = self.cfg.diagnostics
+        if not dc.enabled:
+            return None
+        conditions = self.diagnostic_conditions()
+        if dc.reference_steps and not hasattr(self, "_reference"):  # the teacher's samples, drawn once
+            g = torch.Generator().manual_seed(1)
+            sampler = self.teacher.sampler_with(steps=dc.reference_steps)
+            was = self.teacher.training
+            self.teacher.eval()
+            self._reference = [self.teacher.sample(**repeat_inputs(c, dc.per_condition), sampler=sampler,
+                                                   generator=g).cpu() for c in conditions]
+            self.teacher.train(was)
+        g = torch.Generator().manual_seed(0)
+        return collapse_diagnostics(self.student_bundle(models["student"]), self.teacher, conditions,
+                                    dc.per_condition, aux=models.get("aux"),
+                                    reference=getattr(self, "_reference", None),
+                                    remask_ratio=dc.remask_ratio, temperature=self.cfg.dimo.train_temperature,
+                                    generator=g)
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
         """The student folder, plus ψ in ``aux/`` (so that `softdimo refine` continues it, not restarts it)."""

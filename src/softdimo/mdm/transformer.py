@@ -319,6 +319,18 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
             params.append(self.head_bias)
         return params
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The output head (its own Linear; with ``tie_weights`` the head is the token table)."""
+        return [self.head_bias] if self.config.tie_weights else list(self.head.parameters())
+
+    def condition_parameters(self) -> list[nn.Parameter]:
+        """The conditioning input: the class table, or the text projection and the null text key."""
+        if self.config.cond == "class":
+            return [self.class_emb.weight]
+        if self.config.cond == "text":
+            return [*self.text_norm.parameters(), *self.text_proj.parameters(), self.null_text]
+        return []
+
     # ------------------------------------------------------------------ conditions
     def encode_condition(self, labels: torch.Tensor | Sequence[int] | None = None,
                          text_features: torch.Tensor | None = None,

@@ -144,7 +144,9 @@ class Stage(Protocol):
     def sample(self, models: dict[str, nn.Module]) -> torch.Tensor | None:
         """A fixed-seed batch of images [N,C,H,W] in [0,1] for the sample grid (or None).
 
-        A stage may set an attribute ``grid_nrow`` (images per grid row)."""
+        A stage may set an attribute ``grid_nrow`` (images per grid row), and may define
+        ``diagnostics(models) -> dict[str, float]``: measurements logged as ``diag/<name>`` rows of
+        metrics.jsonl (and TensorBoard) whenever a sample grid is written."""
 
     def export(self, path: Path, models: dict[str, nn.Module]) -> None:
         """Write the final model(s) to ``path`` with save_pretrained."""
@@ -385,12 +387,16 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
         if not accelerator.is_main_process:
             return
         cuda = [torch.cuda.current_device()] if accelerator.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # a grid never shifts the training draws
+        diagnose = getattr(stage, "diagnostics", None)
+        with torch.random.fork_rng(devices=cuda):  # a grid or a diagnostic never shifts the training draws
             images = stage.sample(sampling_models())
+            diag = diagnose(sampling_models()) if diagnose is not None else None
         if images is not None:
             grid = make_grid(images.float().cpu(), nrow=getattr(stage, "grid_nrow", None))
             save_image(grid, run_dir / "samples" / f"step-{step}.png")
             metrics.image("samples", grid, step)
+        if diag:
+            metrics.log(step, {f"diag/{k}": v for k, v in diag.items()})
 
     metrics = MetricsLog(run_dir, accelerator.is_main_process, start)
     bar = tqdm(total=cfg.max_steps, initial=start, disable=not (progress and accelerator.is_main_process),
