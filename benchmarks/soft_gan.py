@@ -1,4 +1,4 @@
-"""Soft-Di[M]O ablations on MNIST (METHOD.md §B.3, §B.6) → ``benchmarks/results/soft_gan_mnist.json``.
+"""Soft-Di[M]O ablations on MNIST (docs/method.md §5, §4.3) → ``benchmarks/results/soft_gan_mnist.json``.
 
     bash benchmarks/soft_gan_runs.sh RUNS_DIR 300 150      # the four refine runs (equal steps)
     python benchmarks/soft_gan.py --runs RUNS_DIR/refine
@@ -15,7 +15,7 @@ One process, one evaluator, one N for every row:
 * **curves**: domain FID at ``--curve-num`` images of the EMA weights of every ``checkpoint-N/`` of
   each run (step 0 = the Di[M]O student it starts from), at the run's chosen τ.
 * **diagnostics**: the soft-vs-hard quantities each run logged (``metrics.jsonl``): token entropy,
-  p_max, tr Σ of the embedding under p, the Monte-Carlo gap |D(ẽ) − E_j D(e_j)| (§B.2), and the
+  p_max, tr Σ of the embedding under p, the Monte-Carlo gap |D(ẽ) − E_j D(e_j)| (§4.2), and the
   discriminator's accuracy.
 * **step cost**: seconds per optimiser step of ``refine`` (soft GAN) and of ``distill`` (Di[M]O), same
   batch and threads, alternated ``--cost-repeats`` times in this process; the first

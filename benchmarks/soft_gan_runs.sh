@@ -1,5 +1,5 @@
 #!/bin/bash
-# Training runs behind benchmarks/results/soft_gan_mnist.json (METHOD.md §B.3 ablations): every row
+# Training runs behind benchmarks/results/soft_gan_mnist.json (docs/method.md §5 ablations): every row
 # starts from checkpoints/dimo-mnist and runs the same number of refine steps, keeping every
 # checkpoint so that `python benchmarks/generators.py --preset soft_gan_mnist` can draw FID-vs-step
 # curves from their EMA weights.

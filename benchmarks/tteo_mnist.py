@@ -3,7 +3,7 @@
     python benchmarks/tteo_mnist.py --json benchmarks/results/tteo_mnist.json
 
 For ``--per-class`` images of each digit (labels 0–9, fixed seed), the one-step student
-``--model`` is sampled plainly and with TTEO / best-of-N (METHOD.md §B.5) under the attribute
+``--model`` is sampled plainly and with TTEO / best-of-N (docs/method.md §7) under the attribute
 reward (labels read as "a photo of a 3"). Reported per setting (iters, N):
 
 * ``reward``: the mean attribute reward (log-probability) of the returned images — what TTEO and

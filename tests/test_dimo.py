@@ -1,4 +1,4 @@
-"""Di[M]O (METHOD.md §A): the equations, the distill stage on the shared loop, the one-step student."""
+"""Di[M]O (docs/method.md §3): the equations, the distill stage on the shared loop, the one-step student."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""The discriminator on the frozen teacher, mask augmentation and the GAN losses (METHOD.md §B.3)."""
+"""The discriminator on the frozen teacher, mask augmentation and the GAN losses (docs/method.md §5)."""
 from __future__ import annotations
 
 import math

@@ -76,7 +76,7 @@ def test_schedule_formulas_and_clamp():
     m = MaskSchedule.meissonic()
     assert float(m.ratio(torch.tensor(0.0))) == pytest.approx(0.98)
     assert float(m.ratio(torch.tensor(1.0))) == pytest.approx(0.02)
-    # arccos mean ≈ 2/π ≈ 0.64 (METHOD §A.5)
+    # arccos mean ≈ 2/π ≈ 0.64 (docs/method.md §3.4)
     r = MaskSchedule.maskgit().sample(20000, generator=torch.Generator().manual_seed(0))
     assert float(r.mean()) == pytest.approx(2 / math.pi, abs=0.01)
     with pytest.raises(SoftdimoError):

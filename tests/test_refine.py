@@ -1,4 +1,4 @@
-"""`softdimo refine` (Soft-Di[M]O, METHOD.md §B.3): the stage on the shared loop, its ablations and the CLI."""
+"""`softdimo refine` (Soft-Di[M]O, docs/method.md §5): the stage on the shared loop, its ablations and the CLI."""
 from __future__ import annotations
 
 import dataclasses

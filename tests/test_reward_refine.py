@@ -1,4 +1,4 @@
-"""`softdimo refine` with reward terms (METHOD.md §B.4): L = dimo_weight·L_DiMO + w_reward·L_reward, no GAN."""
+"""`softdimo refine` with reward terms (docs/method.md §6): L = dimo_weight·L_DiMO + w_reward·L_reward, no GAN."""
 from __future__ import annotations
 
 import dataclasses

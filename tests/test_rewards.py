@@ -1,4 +1,4 @@
-"""Rewards (METHOD.md §B.4–B.5): protocol, normalisation, composites, the in-project reward networks, train-reward."""
+"""Rewards (docs/method.md §6–§7): protocol, normalisation, composites, the in-project reward networks, train-reward."""
 from __future__ import annotations
 
 import json
@@ -220,7 +220,7 @@ def test_attribute_log_prob_is_the_diagonal_of_the_matrix_and_a_log_probability(
 
 
 def test_reward_gradients_reach_the_logits_through_decode_soft(folders, text):
-    """§B.4: R(Dec(Emb_Dec(z)), c) is differentiable in the student's logits z."""
+    """§6: R(Dec(Emb_Dec(z)), c) is differentiable in the student's logits z."""
     torch.manual_seed(0)
     tok = VQTokenizer(VQ_PRESETS["tiny"])
     h, w = tok.grid

@@ -1,4 +1,4 @@
-"""Soft embeddings, Gumbel straight-through and the soft-vs-hard diagnostics (METHOD.md §B.1, §B.2, §B.6)."""
+"""Soft embeddings, Gumbel straight-through and the soft-vs-hard diagnostics (docs/method.md §4.1, §4.2, §4.3)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""TTEO and best-of-N (METHOD.md §B.5): the API, its invariants and `softdimo tteo`."""
+"""TTEO and best-of-N (docs/method.md §7): the API, its invariants and `softdimo tteo`."""
 from __future__ import annotations
 
 import dataclasses

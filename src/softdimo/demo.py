@@ -4,11 +4,11 @@ Starting from the shipped checkpoints, the demo runs every stage of the method o
 and writes a report:
 
 1. **tokenizers**: reconstructions of MNIST and digit-world test images (PSNR, codebook usage);
-2. **Di[M]O on MNIST** (METHOD.md §A): a short ``softdimo distill`` of ``teacher-mnist``;
-3. **Soft-Di[M]O on MNIST** (§B.3): a short ``softdimo refine`` (soft embeddings + GAN on the frozen
+2. **Di[M]O on MNIST** (docs/method.md §3): a short ``softdimo distill`` of ``teacher-mnist``;
+3. **Soft-Di[M]O on MNIST** (§5): a short ``softdimo refine`` (soft embeddings + GAN on the frozen
    teacher). It starts from the shipped ``dimo-mnist`` student, not from step 2's: a distillation
    this short has not converged, and the refinement's effect is what the step shows;
-4. **the digit world** (§B.4–B.5): a short Di[M]O of ``teacher-world``, a short reward fine-tuning
+4. **the digit world** (§6–§7): a short Di[M]O of ``teacher-world``, a short reward fine-tuning
    of that student (soft images through the tokenizer decoder into the in-project rewards), and
    TTEO + best-of-N on the fine-tuned student;
 5. **evaluation** at a small N: domain FID + classifier score on MNIST (in-project classifier; the

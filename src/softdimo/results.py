@@ -1,4 +1,4 @@
-"""Results JSON: the one format every benchmark and ``softdimo eval`` writes (DESIGN §4).
+"""Results JSON: the one format every benchmark and ``softdimo eval`` writes (docs/architecture.md §4).
 
 ``{"name", "command", "commit", "machine", "started", "seconds", "config", "metrics"}``.
 """

@@ -1,6 +1,6 @@
 """Soft embeddings, the Gumbel straight-through baseline, and the soft-vs-hard diagnostics.
 
-**Soft embedding** (METHOD.md §B.1). With student logits z^i at position i and
+**Soft embedding** (docs/method.md §4.1). With student logits z^i at position i and
 p^i = softmax(z^i / τ) over the K image tokens, the soft embedding is the expected row of an
 *existing* table E ∈ R^{K×d} (the teacher's input table for the GAN, the decoder's codebook for
 rewards)::
@@ -9,7 +9,7 @@ rewards)::
 
 It is differentiable in z; the hard embedding ``hard_embed(x, E) = E[x]`` is not.
 
-**Gumbel straight-through** (§B.6), the ablation baseline: with g ~ Gumbel(0, 1),
+**Gumbel straight-through** (§4.3), the ablation baseline: with g ~ Gumbel(0, 1),
 ``y_soft = softmax((z + g)/τ)`` and ``j* = argmax(z + g)``::
 
     e = E[j*] + (y_soft·E − sg(y_soft·E))              gumbel_straight_through(z, E)
@@ -17,7 +17,7 @@ It is differentiable in z; the hard embedding ``hard_embed(x, E) = E[x]`` is not
 The forward value is exactly the row E[j*] (the added term is x − x = 0); the backward pass is
 the gradient of y_soft·E, i.e. ``y_hard − sg(y_soft) + y_soft`` pushed through E.
 
-**Why soft works** (§B.2). For f with Hessian norm ≤ L, the first-order Taylor term vanishes
+**Why soft works** (§4.2). For f with Hessian norm ≤ L, the first-order Taylor term vanishes
 around ẽ = E_p[e_j], so ``|f(ẽ) − E_{j~p} f(e_j)| ≤ (L/2)·tr Σ`` with Σ = Cov_{j~p}(e_j) and
 ``tr Σ = Σ_j p_j‖E_j‖² − ‖ẽ‖²``. The paper's bound ``(L/2)‖Σ‖`` is stated with this trace.
 Diagnostics (no gradient): :func:`token_entropy`, :func:`token_pmax`,
@@ -62,7 +62,7 @@ def soft_probs(logits: torch.Tensor, temperature: float = 1.0, num_tokens: int |
 
 
 def soft_embed(logits: torch.Tensor, table: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """ẽ = Eᵀ softmax(z / τ) (§B.1): logits [B, L, K] and table E [K, d] → [B, L, d], differentiable."""
+    """ẽ = Eᵀ softmax(z / τ) (§4.1): logits [B, L, K] and table E [K, d] → [B, L, d], differentiable."""
     p = soft_probs(logits, temperature, num_tokens=table.shape[0])
     return p.to(table.dtype) @ table
 
@@ -84,7 +84,7 @@ def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator
 
 def gumbel_straight_through(logits: torch.Tensor, table: torch.Tensor, tau: float = 1.0,
                             generator: torch.Generator | None = None) -> torch.Tensor:
-    """§B.6: forward E[argmax(z + g)] exactly; backward the gradient of softmax((z + g)/τ) @ E."""
+    """§4.3: forward E[argmax(z + g)] exactly; backward the gradient of softmax((z + g)/τ) @ E."""
     _check_temperature(tau)
     z = _image_logits(logits, table.shape[0]).float()
     noisy = z + gumbel_noise(z.shape, generator, device=z.device)
@@ -92,7 +92,7 @@ def gumbel_straight_through(logits: torch.Tensor, table: torch.Tensor, tau: floa
     return hard_embed(noisy.argmax(-1), table) + (soft - soft.detach())
 
 
-# ---------------------------------------------------------------------- diagnostics (§B.2)
+# ---------------------------------------------------------------------- diagnostics (§4.2)
 @torch.no_grad()
 def token_entropy(logits: torch.Tensor) -> float:
     """Mean over positions of the entropy H(p) = −Σ_j p_j log p_j (nats)."""
@@ -110,7 +110,7 @@ def token_pmax(logits: torch.Tensor) -> float:
 def embedding_covariance_trace(logits: torch.Tensor, table: torch.Tensor) -> float:
     """Mean over positions of tr Σ = Σ_j p_j‖E_j‖² − ‖ẽ‖², Σ = Cov_{j~p}(E_j).
 
-    The soft-vs-hard gap of an f with Hessian norm ≤ L is at most (L/2)·tr Σ (§B.2).
+    The soft-vs-hard gap of an f with Hessian norm ≤ L is at most (L/2)·tr Σ (§4.2).
     """
     p = soft_probs(logits, num_tokens=table.shape[0])
     e = table.float()

@@ -1,12 +1,12 @@
-"""Test-Time Embedding Optimisation (TTEO) with best-of-N selection (METHOD.md §B.5).
+"""Test-Time Embedding Optimisation (TTEO) with best-of-N selection (docs/method.md §7).
 
 For a one-step student θ (weights frozen) and a condition c, TTEO treats the student's input
 embedding as the variable (ReNO-style noise optimisation):
 
 1. draw x_init and e_in = √(1−σ²)·embed(x_init) + σ·ε exactly as the student's sampler does
-   (§A.3; the mask/random structure of x_init stays as drawn); e_in becomes a leaf tensor;
-2. ``iters`` steps of plain SGD (lr 0.2, no momentum, no clipping, §B.5) on
-   ``−Σ_b Σ_i λ_i R̂_i(Dec(Emb_Dec(z_θ(e_in))), c_b)`` — the soft image of §B.1/§B.4, softmax
+   (§3.2; the mask/random structure of x_init stays as drawn); e_in becomes a leaf tensor;
+2. ``iters`` steps of plain SGD (lr 0.2, no momentum, no clipping, §7) on
+   ``−Σ_b Σ_i λ_i R̂_i(Dec(Emb_Dec(z_θ(e_in))), c_b)`` — the soft image of §4.1/§6, softmax
    temperature ``soft_temperature`` (1); the loss is summed over the batch so every sample's step
    is independent of the batch size;
 3. the final image is the student's ordinary output at the optimised e_in: tokens drawn from
@@ -15,7 +15,7 @@ embedding as the variable (ReNO-style noise optimisation):
 **Best-of-N**: steps 1–3 run for N independent x_init draws; each candidate's final (hard) image
 is scored by the selection rewards (default: the optimised ones), and per prompt the candidate
 with the largest composite ``Σ_i λ_i z_i`` wins, z_i being reward i's z-score across the N
-candidates (:func:`~softdimo.rewards.base.zscore_composite`; §B.5 leaves the formula open [I]).
+candidates (:func:`~softdimo.rewards.base.zscore_composite`; §7 leaves the formula open [I]).
 ``iters=0`` is plain best-of-N; ``best_of=1`` plain TTEO.
 
 The candidate's token draw in step 3 uses the same random numbers whether or not it was optimised
@@ -55,10 +55,10 @@ def default_reward_terms() -> list[RewardTermConfig]:
 class TTEOConfig:
     """Config of `softdimo tteo` (see configs/world/tteo.yaml); flags --iters/--best-of/--lr override it."""
 
-    iters: int = 4  # SGD steps on e_in per candidate (§B.5: 2 or 4; 0 = best-of-N only)
-    lr: float = 0.2  # SGD learning rate (§B.5)
+    iters: int = 4  # SGD steps on e_in per candidate (§7: 2 or 4; 0 = best-of-N only)
+    lr: float = 0.2  # SGD learning rate (§7)
     best_of: int = 4  # N candidates (different x_init draws) per prompt
-    soft_temperature: float = 1.0  # τ of softmax(z/τ) in the soft image the rewards differentiate (§B.1)
+    soft_temperature: float = 1.0  # τ of softmax(z/τ) in the soft image the rewards differentiate (§4.1)
     temperature: float | None = None  # τ of the final token draw (None = the student's own)
     rewards: list[RewardTermConfig] = field(default_factory=default_reward_terms)  # optimised Σ λ_i R̂_i
     select_rewards: list[RewardTermConfig] = field(default_factory=list)  # best-of-N composite (empty = rewards)

@@ -1,4 +1,4 @@
-"""Di[M]O one-step distillation (METHOD.md §A).
+"""Di[M]O one-step distillation (docs/method.md §3).
 
 * :mod:`.dimo`: the equations — x_init, embedding noise, the generalised Jeffreys gradient, the
   surrogate and auxiliary losses;

@@ -1,13 +1,13 @@
-"""Di[M]O's equations (METHOD.md §A.3–§A.7): the initial state, the Jeffreys gradient, the losses.
+"""Di[M]O's equations (docs/method.md §3.2–§3.6): the initial state, the Jeffreys gradient, the losses.
 
 Pure functions on tensors; the training stage (:mod:`softdimo.distill.train`) wires them to the
 teacher φ, the student θ and the auxiliary ψ.
 
-* **Initial state** (§A.3): ``hybrid_init`` fills the L positions with uniformly random image
+* **Initial state** (§3.2): ``hybrid_init`` fills the L positions with uniformly random image
   tokens in [0, K) and masks exactly ``max(1, round(r_init·L))`` of them (random permutation);
   ``noise_embeddings`` perturbs the student's input embeddings, variance-preserving:
   ``ê = √(1−σ²)·e + σ·ε`` (before the positional embeddings, mask tokens included).
-* **Generalised Jeffreys gradient** (§A.6, Eq. 8 of the Di[M]O paper), per masked position, with
+* **Generalised Jeffreys gradient** (§3.5, Eq. 8 of the Di[M]O paper), per masked position, with
   respect to the logits, for ``D_β = (1−β)·FKL(p_φ‖p_ψ) + β·RKL``::
 
       g_F = p_ψ − p_φ
@@ -17,11 +17,11 @@ teacher φ, the student θ and the auxiliary ψ.
   (``g_F`` is the gradient of FKL(p_φ‖p_ψ) = Σ p_φ log(p_φ/p_ψ) and ``g_R`` that of
   RKL = KL(p_ψ‖p_φ), both with respect to ψ's logits; Di[M]O pushes them into the student's
   x_init logits at the same positions, the "consistency" approximation.)
-* **Surrogate loss** (§A.6): ``L = 0.5·Σ_{i,v} (z − sg(z − g))² / B``, whose gradient with
+* **Surrogate loss** (§3.5): ``L = 0.5·Σ_{i,v} (z − sg(z − g))² / B``, whose gradient with
   respect to z is exactly ``g / B``. Options: the paper's ``1/L_M`` averaging over the masked
   positions of each sample, and the DMD normaliser ``w = 1 / mean_i ‖p_ψ^i − p_φ^i‖₁`` (see
   :func:`sample_weights`).
-* **Auxiliary loss** (§A.7): label-smoothed cross-entropy of ψ's logits against the student's
+* **Auxiliary loss** (§3.6): label-smoothed cross-entropy of ψ's logits against the student's
   sampled tokens on the masked positions (:func:`softdimo.mdm.masking.masked_ce_loss`).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ SigmaScale = Literal["absolute", "embedding"]  # σ·ε in absolute units, or re
 
 def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: float | torch.Tensor,
                 generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """x_init [B, L]: uniform random tokens in [0, K) with exactly max(1, round(r·L)) masks per row (§A.3)."""
+    """x_init [B, L]: uniform random tokens in [0, K) with exactly max(1, round(r·L)) masks per row (§3.2)."""
     gen_dev = generator.device if generator is not None else device
     ids = torch.randint(0, num_tokens, (batch, length), generator=generator, device=gen_dev)
     mask = exact_count_mask(batch, length, r_init, generator=generator, device=gen_dev)
@@ -49,7 +49,7 @@ def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: 
 
 def noise_embeddings(embeds: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
                      scale: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Variance-preserving perturbation √(1−σ²)·e + σ·s·ε, ε ~ N(0, I) (§A.3); σ = 0 returns ``embeds``.
+    """Variance-preserving perturbation √(1−σ²)·e + σ·s·ε, ε ~ N(0, I) (§3.2); σ = 0 returns ``embeds``.
 
     ``s`` (``scale``) is the per-dimension scale of the embeddings the noise is measured against:
     1 is the released code's absolute σ (its embeddings are N(0, 1)); :func:`embedding_rms` makes σ

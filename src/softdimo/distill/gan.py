@@ -1,8 +1,8 @@
-"""Soft-Di[M]O's discriminator on the frozen teacher, its mask augmentation and its losses (METHOD.md §B.3).
+"""Soft-Di[M]O's discriminator on the frozen teacher, its mask augmentation and its losses (docs/method.md §5).
 
 **Discriminator** ``D_η(e_r, r)``. The frozen teacher backbone φ runs on input embeddings
 e [B, L, d] (real: ``E_φ[x]`` of real-image tokens; fake: the student's soft embeddings
-``Emb_φ(z_θ) = E_φᵀ softmax(z_θ)``, §B.1) with the teacher's own condition. A light head reads
+``Emb_φ(z_θ) = E_φᵀ softmax(z_θ)``, §4.1) with the teacher's own condition. A light head reads
 the hidden state h_l [B, L, d] of each tapped block l (:class:`DiscriminatorHead`)::
 
     a_l   = LeakyReLU_0.2( W1 · (LN(h_l) + r·w_r) )          per token, [B, L, h]
@@ -14,7 +14,7 @@ Since w2 is linear, ``w2·φ_l + b2`` is the per-token MLP score averaged over t
 heads train; the backbone's weights get no gradient, but ``D`` is differentiable in e, which
 carries the generator's GAN gradient back to the student's logits.
 
-**Mask augmentation.** Before D, a fraction r ~ U(a, b) (default [0, 0.95], §B.3) of positions
+**Mask augmentation.** Before D, a fraction r ~ U(a, b) (default [0, 0.95], §5) of positions
 of both real and fake inputs is replaced by the teacher's mask embedding, exactly round(r·L)
 positions per sample (0 allowed); r is also given to the heads.
 
@@ -26,9 +26,9 @@ positions per sample (0 allowed); r is also given to the heads.
     discriminator, "hinge"      mean relu(1 − s_real) + mean relu(1 + s_fake)
     R1                          mean over the batch of ‖∂ Σ_b D(real_b) / ∂ real_b‖²   (times γ/2, by the caller)
 
-The generator minimises ``L_DiMO + w_GAN·L_GAN`` (§B.3).
+The generator minimises ``L_DiMO + w_GAN·L_GAN`` (§5).
 
-Choices where METHOD.md is silent ([I], all knobs of :class:`GANConfig`): the taps, the head,
+Choices where the papers are silent (docs/method.md §9) ([I], all knobs of :class:`GANConfig`): the taps, the head,
 the ratio-conditioning by an added learned vector ``r·w_r``, averaging (not summing) the heads'
 logits so that the logit scale does not grow with the number of taps, and BCE without R1.
 """
@@ -49,7 +49,7 @@ from ..soft import gumbel_straight_through, soft_embed
 
 @dataclass
 class GANConfig:
-    """Knobs of the GAN refinement (METHOD.md §B.3, §C); [I] = inferred, not given by the paper."""
+    """Knobs of the GAN refinement (docs/method.md §5, §9); [I] = inferred, not given by the paper."""
 
     layers: tuple[int, ...] = ()  # teacher blocks to tap, 0-based; () = `num_taps` spaced evenly, last included [I]
     num_taps: int = 4  # taps when `layers` is empty (capped at the teacher's depth) [I]
@@ -61,7 +61,7 @@ class GANConfig:
     r1_gamma: float = 0.0  # γ of the R1 penalty (γ/2)·‖∇D(real)‖² on real embeddings; 0 = off [I]
     w_gan: float = 1.0  # weight of L_GAN in L_DiMO + w_GAN·L_GAN (paper: 200 in the long MaskBit stage) [I]
     lr_disc_mult: float = 1.0  # discriminator lr = lr_disc_mult × generator lr (suggested 1 to 10) [I]
-    embedding: Literal["soft", "gumbel"] = "soft"  # fake input: soft embedding, or the Gumbel-ST baseline (§B.6)
+    embedding: Literal["soft", "gumbel"] = "soft"  # fake input: soft embedding, or the Gumbel-ST baseline (§4.3)
     gumbel_tau: float = 1.0  # τ of the Gumbel-ST baseline [I]
 
     def __post_init__(self) -> None:
@@ -194,7 +194,7 @@ class TeacherDiscriminator(nn.Module):
 
 def fake_embeddings(logits: torch.Tensor, table: torch.Tensor, config: GANConfig,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """The generator's input to D per ``config.embedding``: ``soft_embed`` (§B.1) or Gumbel-ST (§B.6)."""
+    """The generator's input to D per ``config.embedding``: ``soft_embed`` (§4.1) or Gumbel-ST (§4.3)."""
     if config.embedding == "gumbel":
         return gumbel_straight_through(logits, table, tau=config.gumbel_tau, generator=generator)
     return soft_embed(logits, table)

@@ -1,15 +1,15 @@
-"""`softdimo refine`: Soft-Di[M]O refinement of a Di[M]O student: GAN and/or rewards (METHOD.md §B.1–§B.8).
+"""`softdimo refine`: Soft-Di[M]O refinement of a Di[M]O student: GAN and/or rewards (docs/method.md §4–§6).
 
 Starts from a one-step student folder (``softdimo distill``'s ``final/``; its ``aux/`` holds ψ,
 which continues here, else ψ restarts from the teacher's weights) and keeps training it
-with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward`` (§B.3, §B.4):
+with the generator objective ``L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward`` (§5, §6):
 
 * ``L_DiMO``: the Di[M]O surrogate of :class:`~softdimo.distill.train.DistillStage` (hard sampled
   tokens, teacher with CFG, auxiliary ψ), computed on the same student logits z;
 * ``L_GAN = mean softplus(−D(ẽ_r, r))`` (non-saturating) with ẽ = E_φᵀ softmax(z), the soft
-  embedding in the **teacher's** input table (§B.1; ``gan.embedding=gumbel`` swaps in the
-  Gumbel straight-through baseline, §B.6), mask-augmented by r ~ U(gan.mask_ratio_range);
-* ``L_reward = −mean Σ_i λ_i R̂_i(Dec(Emb_Dec(z)), c)`` (§B.4, :mod:`softdimo.distill.reward`): the
+  embedding in the **teacher's** input table (§4.1; ``gan.embedding=gumbel`` swaps in the
+  Gumbel straight-through baseline, §4.3), mask-augmented by r ~ U(gan.mask_ratio_range);
+* ``L_reward = −mean Σ_i λ_i R̂_i(Dec(Emb_Dec(z)), c)`` (§6, :mod:`softdimo.distill.reward`): the
   configured reward terms (``reward.terms``) of the image decoded from the soft embedding in the
   **tokenizer decoder's** codebook (``reward.embedding=gumbel``: the straight-through baseline).
   Class students are scored with their labels' prompts ("a photo of a 3").
@@ -22,15 +22,15 @@ frozen teacher backbone) on real token embeddings E_φ[x] of real training image
 and cached, the only real data in the recipe) against detached fake embeddings of fresh student
 draws: BCE or hinge, optional R1 on the real embeddings, lr = ``gan.lr_disc_mult`` × train.lr.
 
-Ablations by config alone (§B.8): ``gan.embedding=gumbel``; ``dimo_weight=0`` (GAN only: the
+Ablations by config alone (§5.5): ``gan.embedding=gumbel``; ``dimo_weight=0`` (GAN only: the
 teacher/ψ passes and the ψ phase are skipped); ``gan.mask_ratio_range=[0,0]``; ``gan.w_gan=…``;
 reward-only: ``dimo_weight=0 gan.w_gan=0``; ``reward.embedding=gumbel``. Reward runs:
 ``configs/world/soft_reward.yaml``.
-The "long stage" of §B.3 (resume from the previous stage, lower lr, AdamW with weight decay 0.01)
+The "long stage" of §5 (resume from the previous stage, lower lr, AdamW with weight decay 0.01)
 is ``configs/mnist/soft_gan_long.yaml``: ``train.optimizer: adamw``, ``train.weight_decay: 0.01``.
 
 Logged (generator phase) besides Di[M]O's: ``gan_loss``, ``dimo_loss`` and, every log step, the
-soft-vs-hard diagnostics of §B.2 on the current batch: ``soft_entropy``, ``soft_p_max``,
+soft-vs-hard diagnostics of §4.2 on the current batch: ``soft_entropy``, ``soft_p_max``,
 ``soft_cov_trace`` (tr Σ) and ``soft_gap`` (Monte-Carlo |D(ẽ) − E_{x~p} D(E[x])|; without a GAN, f is
 the reward of the decoded image and the table the decoder codebook); with rewards ``reward`` (the
 weighted sum) and ``reward_<name>`` per term (normalised). Discriminator phase: ``d_real``,
@@ -69,14 +69,14 @@ class RefineRunConfig(DistillRunConfig):
         max_steps=1000, batch_size=32, lr=1e-4, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
         checkpoint_every=500, sample_every=250, log_every=25))
     student: str = "checkpoints/dimo-mnist"  # the Di[M]O student folder to refine
-    dimo_weight: float = 1.0  # weight of L_DiMO; 0 = the GAN-only ablation (§B.8)
+    dimo_weight: float = 1.0  # weight of L_DiMO; 0 = the GAN-only ablation (§5.5)
     gan: GANConfig = field(default_factory=GANConfig)
     data: DataConfig = field(default_factory=DataConfig)  # real images for the discriminator (train split)
     max_real_images: int = 0  # use the first N real images only (0 = all)
     token_cache: bool = True  # cache the tokenized real images on disk (built-in datasets)
     tokenize_batch_size: int = 500
     diag_samples: int = 4  # Monte-Carlo draws of the soft-vs-hard gap at each log step (0 = off)
-    reward: RewardLossConfig = field(default_factory=RewardLossConfig)  # reward terms (§B.4); off by default
+    reward: RewardLossConfig = field(default_factory=RewardLossConfig)  # reward terms (§6); off by default
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -183,7 +183,7 @@ class RefineStage(DistillStage):
 
     @torch.no_grad()
     def _reward_diagnostics(self, z: torch.Tensor, prompts: list[str] | None) -> dict[str, float]:
-        """§B.2 on the reward path: tr Σ over the decoder codebook and the soft-vs-hard gap of the reward."""
+        """§4.2 on the reward path: tr Σ over the decoder codebook and the soft-vs-hard gap of the reward."""
         tok = self.teacher.tokenizer
         if not hasattr(tok, "codebook") or not hasattr(tok, "decode_latent"):
             return {f"soft_{k}": v for k, v in soft_diagnostics(z.detach(), self.teacher.embedding_table(),
@@ -207,7 +207,7 @@ class RefineStage(DistillStage):
 
     @torch.no_grad()
     def _diagnostics(self, z: torch.Tensor, table: torch.Tensor, cond, r: torch.Tensor) -> dict[str, float]:
-        """§B.2 made observable on this batch: entropy, p_max, tr Σ, and the discriminator's soft-vs-hard gap."""
+        """§4.2 made observable on this batch: entropy, p_max, tr Σ, and the discriminator's soft-vs-hard gap."""
         mask_emb = self.disc.mask_embedding()
 
         def d_of(e: torch.Tensor) -> torch.Tensor:  # the same masked positions for ẽ and every hard draw

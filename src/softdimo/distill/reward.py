@@ -1,11 +1,11 @@
-"""The reward term of Soft-Di[M]O (METHOD.md §B.4): rewards of images decoded from soft embeddings.
+"""The reward term of Soft-Di[M]O (docs/method.md §6): rewards of images decoded from soft embeddings.
 
-From the student's logits z (the same z the Di[M]O loss uses, §B.1), the reward path builds a
+From the student's logits z (the same z the Di[M]O loss uses, §4.1), the reward path builds a
 differentiable image through the frozen tokenizer decoder, bypassing the quantiser:
 
 ``x̂ = Dec(Emb_Dec(z))``, ``Emb_Dec(z) = Cᵀ softmax(z / τ)`` with C the decoder's codebook
 (``decode_soft``; ``embedding: soft``), or ``Dec(C[argmax(z+g)])`` forward with the gradient of
-``Cᵀ softmax((z+g)/τ_g)`` for the Gumbel straight-through baseline (§B.6; ``embedding: gumbel``).
+``Cᵀ softmax((z+g)/τ_g)`` for the Gumbel straight-through baseline (§4.3; ``embedding: gumbel``).
 
 and the loss ``L_reward = −mean_b Σ_i λ_i R̂_i(x̂_b, c_b)`` over the configured, normalised reward
 terms (:mod:`softdimo.rewards`). The generator objective of ``softdimo refine`` is
@@ -26,13 +26,13 @@ from ..soft import gumbel_noise, soft_probs
 
 @dataclass
 class RewardLossConfig:
-    """Reward fine-tuning knobs of `softdimo refine` (§B.4; weights unknown in the sources [I])."""
+    """Reward fine-tuning knobs of `softdimo refine` (§6; weights unknown in the sources [I])."""
 
     terms: list[RewardTermConfig] = field(default_factory=list)  # the rewards R_i with λ_i and normalisation
     w_reward: float = 0.0  # w_reward in L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward
-    embedding: Literal["soft", "gumbel"] = "soft"  # soft embedding (§B.1) or Gumbel straight-through (§B.6)
-    temperature: float = 1.0  # τ of softmax(z/τ) on the reward path (§B.1: 1)
-    gumbel_tau: float = 1.0  # τ of the Gumbel-softmax backward pass (§B.6: 1)
+    embedding: Literal["soft", "gumbel"] = "soft"  # soft embedding (§4.1) or Gumbel straight-through (§4.3)
+    temperature: float = 1.0  # τ of softmax(z/τ) on the reward path (§4.1: 1)
+    gumbel_tau: float = 1.0  # τ of the Gumbel-softmax backward pass (§4.3: 1)
 
     def __post_init__(self) -> None:
         if self.w_reward < 0:
@@ -49,8 +49,8 @@ def reward_images(bundle, logits: torch.Tensor, cfg: RewardLossConfig,
     """``Dec(Emb_Dec(z))`` through ``bundle.decode_soft``: images [B, C, H, W], differentiable in z [B, L, K].
 
     ``decode_soft(p)`` feeds ``Cᵀ p`` to the decoder, so with ``p = softmax(z/τ)`` this is the soft
-    embedding of §B.1, and with the straight-through one-hot ``y_hard − sg(y_soft) + y_soft`` of
-    ``softmax((z + g)/τ_g)`` it is the Gumbel baseline of §B.6 (forward: the decoded hard draw).
+    embedding of §4.1, and with the straight-through one-hot ``y_hard − sg(y_soft) + y_soft`` of
+    ``softmax((z + g)/τ_g)`` it is the Gumbel baseline of §4.3 (forward: the decoded hard draw).
     """
     k = int(bundle.num_tokens)
     if cfg.embedding == "gumbel":

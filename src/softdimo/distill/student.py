@@ -1,13 +1,13 @@
-"""The one-step generator: a distilled student θ with its one-forward sampler (METHOD.md §A.9).
+"""The one-step generator: a distilled student θ with its one-forward sampler (docs/method.md §3.9).
 
-:class:`OneStepSampler` draws an image in one forward pass, exactly as training saw it (§A.3):
+:class:`OneStepSampler` draws an image in one forward pass, exactly as training saw it (§3.2):
 
 1. x_init = uniformly random image tokens with exactly max(1, round(r_init·L)) mask tokens;
 2. e_in = √(1−σ²)·embed(x_init) + σ·s·ε  (the same r_init, σ and noise scale s as in training);
 3. z = f_θ(e_in, c)  — one forward pass, no classifier-free guidance (the student never uses it);
 4. x^i ~ Cat(softmax(z^i / τ)) independently per position (τ = 0: argmax), then decode.
 
-τ is the main inference knob (§A.9: the distilled logits are very peaked; the ImageNet student's
+τ is the main inference knob (§3.9: the distilled logits are very peaked; the ImageNet student's
 FID is best near τ ≈ 7). :meth:`OneStepSampler.initial_embeddings` and :meth:`OneStepSampler.logits`
 are exposed separately so that test-time embedding optimisation can treat e_in as a variable.
 

@@ -1,6 +1,6 @@
-"""`softdimo distill`: Di[M]O one-step distillation as a stage of the shared training loop (METHOD.md §A).
+"""`softdimo distill`: Di[M]O one-step distillation as a stage of the shared training loop (docs/method.md §3).
 
-Models (§A.1): the teacher φ is loaded from a teacher folder and frozen; the student θ and the
+Models (§3.1): the teacher φ is loaded from a teacher folder and frozen; the student θ and the
 auxiliary ψ are deep copies of φ's MDM, with their embedding layers (token table, positional
 embeddings, tied head bias) frozen unless ``dimo.freeze_embeddings=false``. ``teacher_kind``
 picks the adapter (:mod:`softdimo.teachers.registry`: softdimo's own teacher folder, or a local
@@ -8,15 +8,15 @@ aMUSEd folder); the stage only talks to the Teacher protocol and the teacher's d
 (``trainable_copy``, ``make_student``), so every kind distils, refines and exports the same way.
 
 Two phases per step, each on its own fresh batch of conditions (labels or prompts only; **no
-image is read**, §A.1 "data-free"):
+image is read**, §3.1 "data-free"):
 
-* **generator** (Adam, warm-up, grad clip, EMA): x_init (§A.3) → z = θ(√(1−σ²)·e + σ·ε, c) →
-  x ~ Cat(softmax(z)) without gradient → exact-count re-masking with the teacher's schedule (§A.5)
+* **generator** (Adam, warm-up, grad clip, EMA): x_init (§3.2) → z = θ(√(1−σ²)·e + σ·ε, c) →
+  x ~ Cat(softmax(z)) without gradient → exact-count re-masking with the teacher's schedule (§3.4)
   → teacher logits with CFG (scale ``teacher_cfg``, null condition) and ψ's conditional logits,
-  both without gradient → Jeffreys gradient g(β) at the masked positions (§A.6) → surrogate
+  both without gradient → Jeffreys gradient g(β) at the masked positions (§3.5) → surrogate
   loss 0.5·‖z − sg(z − g)‖² / B. Samples whose teacher or ψ outputs are not finite are dropped
   (counted as ``dropped_samples``); the loop zeroes non-finite parameter gradients.
-* **auxiliary** (``aux_updates`` rounds per step, no clipping by default, §A.7): a fresh batch,
+* **auxiliary** (``aux_updates`` rounds per step, no clipping by default, §3.6): a fresh batch,
   a no-grad student draw x, an independent re-masking, and the label-smoothed CE of ψ(x_t, c)
   against x on the masked positions (no CFG dropout).
 
@@ -62,25 +62,25 @@ AUX_DIR = "aux"  # ψ's weights inside an exported student folder
 
 @dataclass
 class DiMOConfig:
-    """The knobs of METHOD.md §A (defaults: the released MaskGit configuration, §C)."""
+    """The knobs of docs/method.md §3 (defaults: the released MaskGit configuration, §9)."""
 
-    r_init: float = 0.6  # fraction of mask tokens in x_init (§A.3)
+    r_init: float = 0.6  # fraction of mask tokens in x_init (§3.2)
     r_init_range: tuple[float, float] | None = None  # draw r ~ U(a, b) per sample instead of r_init
-    sigma: float = 0.1  # variance-preserving embedding noise σ of the student's input (§A.3)
+    sigma: float = 0.1  # variance-preserving embedding noise σ of the student's input (§3.2)
     sigma_scale: SigmaScale = "absolute"  # σ·ε in absolute units (code), or × the embeddings' rms ("embedding")
     sigma_warmup_steps: int = 0  # ramp σ from 0 to ``sigma`` over this many steps (0 = fixed σ)
     sigma_warmup: Literal["linear", "cos"] = "linear"  # shape of the σ ramp
-    remask: MaskSchedule = field(default_factory=MaskSchedule)  # re-masking schedule (§A.5): the teacher's
+    remask: MaskSchedule = field(default_factory=MaskSchedule)  # re-masking schedule (§3.4): the teacher's
     beta: float = 0.0  # generalised Jeffreys β: 0 = forward KL (code), 1 = reverse KL; paper's best −0.2
     teacher_cfg: float = 2.0  # CFG scale w of the teacher's logits (MaskGit: 2.0; Meissonic: 4.0)
     length_norm: bool = False  # the paper's 1/L_M averaging over masked positions (code: off)
     weighting: Weighting = "none"  # "dmd": the paper's w = 1/|p_ψ − p_φ| normaliser (code: off)
-    train_temperature: float = 1.0  # τ of the student's token draw during training (§A.4)
-    aux_label_smoothing: float = 0.1  # label smoothing of ψ's CE (§A.7)
-    aux_updates: int = 1  # ψ updates per generator step (§A.7: 1; TTUR did not help)
+    train_temperature: float = 1.0  # τ of the student's token draw during training (§3.3)
+    aux_label_smoothing: float = 0.1  # label smoothing of ψ's CE (§3.6)
+    aux_updates: int = 1  # ψ updates per generator step (§3.6: 1; TTUR did not help)
     aux_lr: float | None = None  # ψ's learning rate (None = train.lr)
     aux_grad_clip: float | None = None  # ψ's gradient clipping (code: none)
-    freeze_embeddings: bool = True  # freeze token table, positions, tied head bias in θ and ψ (§A.1)
+    freeze_embeddings: bool = True  # freeze token table, positions, tied head bias in θ and ψ (§3.1)
     freeze_head: bool = False  # also freeze the output head in θ and ψ (the released code: tied to the frozen table)
     freeze_condition: bool = False  # also freeze the class table / text projection (released: in the frozen table)
     dropout: bool = True  # θ and ψ in train mode (dropout on) during distillation, as in the code
@@ -128,7 +128,7 @@ class DistillRunConfig:
     dimo: DiMOConfig = field(default_factory=DiMOConfig)
     prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
     prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
-    sample_temperature: float = 1.0  # default τ of the exported student's sampler (§A.9)
+    sample_temperature: float = 1.0  # default τ of the exported student's sampler (§3.9)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # collapse measurements (§3.8)
 
     def __post_init__(self) -> None:
@@ -166,7 +166,7 @@ def resolve_teacher(value: str, kind: str = "native") -> Path:
 
 
 def freeze_embeddings(mdm: nn.Module, head: bool = False, condition: bool = False) -> None:
-    """Freeze the embedding layers of θ or ψ (§A.1), and optionally the output head and the conditioning."""
+    """Freeze the embedding layers of θ or ψ (§3.1), and optionally the output head and the conditioning."""
     groups = [("embedding_parameters", True), ("head_parameters", head), ("condition_parameters", condition)]
     for name, on in groups:
         if not on:
@@ -257,7 +257,7 @@ class DistillStage:
         return self.student(e, cond)[..., : t.num_tokens]
 
     def remask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x̃_t and its mask: exactly max(1, round(r·L)) positions, r from the re-mask schedule (§A.5)."""
+        """x̃_t and its mask: exactly max(1, round(r·L)) positions, r from the re-mask schedule (§3.4)."""
         g, b = self.ctx.generator, x.shape[0]
         r = self.cfg.dimo.remask.sample(b, generator=g)
         mask = exact_count_mask(b, self.length, r, generator=g).to(x.device)

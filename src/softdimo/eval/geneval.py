@@ -1,6 +1,6 @@
 """The GenEval-like scorer of the digit world: detect digits, then apply GenEval's rules.
 
-An evaluator only: it runs under ``torch.no_grad`` and is never used as a reward (DESIGN §5).
+An evaluator only: it runs under ``torch.no_grad`` and is never used as a reward (docs/method.md §6.3).
 
 **Detection** (:meth:`GenEvalScorer.detect`) on an RGB image ``[3, H, W]`` drawn on the known
 :data:`~softdimo.data.BACKGROUND`:

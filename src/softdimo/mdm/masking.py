@@ -1,6 +1,6 @@
-"""Mask-ratio schedules, exact-count masking and the masked cross-entropy (METHOD.md §A.3, §A.5, §A.7).
+"""Mask-ratio schedules, exact-count masking and the masked cross-entropy (docs/method.md §3.2, §3.4, §3.6).
 
-**Training ratios** (METHOD.md §A.5). Draw ``u ~ U(0, 1)`` per sample and map it to a mask ratio:
+**Training ratios** (docs/method.md §3.4). Draw ``u ~ U(0, 1)`` per sample and map it to a mask ratio:
 
 =========  =========================  ====================================================
 schedule   r(u)                       notes
@@ -12,7 +12,7 @@ linear     u                          r uniform
 
 :class:`MaskSchedule` adds clamp knobs ``[min_ratio, max_ratio]`` (any schedule; defaults 0 and 1).
 
-**Exact-count masking** (§A.3 step 2, §A.5): sample *b* gets exactly ``n_b = max(1, round(r_b·L))``
+**Exact-count masking** (§3.2 step 2, §3.4): sample *b* gets exactly ``n_b = max(1, round(r_b·L))``
 masked positions, chosen by a uniformly random permutation of the L positions — an exact count,
 never a Bernoulli draw. ``round`` is round-half-to-even (``torch.round``, like Python's ``round``).
 
@@ -30,7 +30,7 @@ proportions it was trained on. MaskGIT's original paper pairs cosine training wi
 γ(t) = cos(πt/2), which is the same rule for the cosine schedule. The sampler's schedule is its
 own knob, so cos(πt/2) can be used with an arccos-trained model by choosing ``"cosine"`` there.
 
-**Masked cross-entropy** (§A.7): mean over the masked positions only of
+**Masked cross-entropy** (§3.6): mean over the masked positions only of
 ``CE(logits_i, target_i)`` with label smoothing; unmasked positions contribute nothing.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The N-step MaskGIT sampler with classifier-free guidance (the teacher's sampler, METHOD.md §A.10).
+"""The N-step MaskGIT sampler with classifier-free guidance (the teacher's sampler, docs/method.md §2.3).
 
 Start from L mask tokens. At step k = 0..N−1 (annealing fraction s = k/(N−1), or 0 when N = 1):
 
-1. logits: ``z = z_u + w_k·(z_c − z_u)`` (CFG, §A.6 notation) with ``z_c = f(embed(ids), cond)``
+1. logits: ``z = z_u + w_k·(z_c − z_u)`` (CFG, §3.5 notation) with ``z_c = f(embed(ids), cond)``
    and ``z_u = f(embed(ids), null_cond)``; for ``w_k == 1`` only the conditional pass runs;
 2. candidates: ``x̂_i ~ Cat(softmax(z_i / τ_k))`` at every masked position (τ_k = 0: argmax);
 3. confidence: ``c_i = log softmax(z_i)[x̂_i] + g_k·G_i``, G_i ~ Gumbel(0, 1) i.i.d. (randomised
@@ -13,7 +13,7 @@ Start from L mask tokens. At step k = 0..N−1 (annealing fraction s = k/(N−1)
 sums to L), so after N steps no mask is left; N = 1 commits everything at once. τ, g and w are
 each constant, or linear in s from the start value to the ``*_end`` value.
 
-The reference teacher sampler of the paper (§A.10) is :meth:`MaskGITSampler.reference`: 16 steps,
+The reference teacher sampler of the paper (§2.3) is :meth:`MaskGITSampler.reference`: 16 steps,
 arccos, temperature 1.3, randomised confidence, CFG 2.5.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ class MaskGITSampler:
 
     @classmethod
     def reference(cls, steps: int = 16, cfg_scale: float = 2.5) -> "MaskGITSampler":
-        """The paper's MaskGit teacher sampler (§A.10): arccos, τ 1.3, randomised confidence, CFG 2.5.
+        """The paper's MaskGit teacher sampler (§2.3): arccos, τ 1.3, randomised confidence, CFG 2.5.
 
         The randomisation scale (1.0, annealed to 0) is our choice; the paper gives none.
         """

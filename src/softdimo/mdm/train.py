@@ -1,4 +1,4 @@
-"""`softdimo train-teacher`: the MDM teacher φ as a stage of the shared training loop (METHOD.md §A.5, §A.7).
+"""`softdimo train-teacher`: the MDM teacher φ as a stage of the shared training loop (docs/method.md §3.4, §3.6).
 
 One phase: Adam on the masked-token loss of :meth:`~softdimo.mdm.MaskedTransformer.training_loss`
 (per sample r ~ the mask schedule, exactly max(1, round(r·L)) masked positions, condition dropped
@@ -60,7 +60,7 @@ class TeacherRunConfig:
     model: MDMConfig = field(default_factory=MDMConfig)  # defaults = the "small" preset (K 512, 7×7)
     tokenizer: str = "checkpoints/tokenizer-mnist"  # tokenizer folder; relative: cwd, else the project root
     schedule: MaskSchedule = field(default_factory=MaskSchedule)  # training mask-ratio schedule (arccos)
-    label_smoothing: float = 0.1  # label smoothing of the masked CE (METHOD.md §A.7)
+    label_smoothing: float = 0.1  # label smoothing of the masked CE (docs/method.md §3.6)
     loss_positions: LossPositions = "masked"  # CE on masked positions only, or on "all" (released MaskGit)
     init_from: str = ""  # a teacher folder whose MDM weights start this run (fine-tuning); "" = random init
     sampler: MaskGITSampler = field(default_factory=default_sampler)  # sample grids; the export's default

@@ -1,7 +1,7 @@
 """The masked diffusion model (MDM): a bidirectional pre-LN transformer over the token grid.
 
 It plays the teacher φ, and (as copies) the student θ and the auxiliary ψ of Di[M]O
-(METHOD.md §A.1, §A.2; DESIGN.md §3). Given L = h·w token ids, each in [0, K] where K is the
+(docs/method.md §3.1, §1; docs/architecture.md §3). Given L = h·w token ids, each in [0, K] where K is the
 mask id [M], it predicts a distribution over the K image tokens at every position:
 
     e      = E[ids]                              embed():  table lookup only, [B, L, d]
@@ -10,16 +10,16 @@ mask id [M], it predicts a distribution over the K image tokens at every positio
     logits = W · LN(x_depth) + b                 [B, L, K]
 
 ``forward`` takes *embeddings*, so hard tokens (``embed(ids)``), noised embeddings
-(√(1−σ²)·e + σ·ε, §A.3) and soft embeddings (``softmax(z) @ embedding_table()``, §B.1) all go
+(√(1−σ²)·e + σ·ε, §3.2) and soft embeddings (``softmax(z) @ embedding_table()``, §4.1) all go
 through one path.
 
 Decisions:
 
 * **Output over K classes, not K+1.** The mask id is an input-only token: the head scores the K
-  image tokens. (The MaskGit code keeps a 1025-way head tied to the table, §A.2; a mask
-  prediction is never a valid image token, and §B.1 renormalises over the V image tokens anyway.)
+  image tokens. (The MaskGit code keeps a 1025-way head tied to the table, §1; a mask
+  prediction is never a valid image token, and §4.1 renormalises over the V image tokens anyway.)
   Weight tying (``tie_weights``) uses rows 0..K−1 of the embedding table; off by default.
-* **Class conditioning = one prepended token** (as MaskGit's class token, §A.2): a learned
+* **Class conditioning = one prepended token** (as MaskGit's class token, §1): a learned
   embedding from a table of ``num_classes + 1`` rows, the last row being the null class for CFG.
   Hidden states and logits are returned for the L image positions only.
 * **Text conditioning = cross-attention** in every block to the frozen MiniLM token features
@@ -313,7 +313,7 @@ class MaskedTransformer(nn.Module, PretrainedMixin):
         return self.tok_emb.weight[self.mask_id]
 
     def embedding_parameters(self) -> list[nn.Parameter]:
-        """Parameters Di[M]O freezes in student and auxiliary (§A.1): token table, positions, tied head bias."""
+        """Parameters Di[M]O freezes in student and auxiliary (§3.1): token table, positions, tied head bias."""
         params = [self.tok_emb.weight, self.pos_emb]
         if self.config.tie_weights:
             params.append(self.head_bias)

@@ -1,4 +1,4 @@
-"""The results report: paper-style tables, plots and sample grids built from results JSON (DESIGN.md §4, §6).
+"""The results report: paper-style tables, plots and sample grids built from results JSON (docs/architecture.md §4, §6).
 
 ``softdimo report --results benchmarks/results --out report/`` writes ``report.md`` (+ ``assets/``)
 and a self-contained ``report.html``. Every number cell carries a :class:`~.document.Source`: its

@@ -1,4 +1,4 @@
-"""Differentiable rewards for reward fine-tuning and TTEO (METHOD.md §B.4–B.5).
+"""Differentiable rewards for reward fine-tuning and TTEO (docs/method.md §6–§7).
 
 :func:`build_reward` turns one :class:`RewardTermConfig` into a normalised :class:`Reward`;
 :func:`build_composite` turns a list of them into the weighted sum ``Σ_i λ_i R_i``.

@@ -1,4 +1,4 @@
-"""The attribute reward: log-probability of a prompt's digits, counts, colours and positions (METHOD.md §B.4).
+"""The attribute reward: log-probability of a prompt's digits, counts, colours and positions (docs/method.md §6).
 
 An in-project, differentiable stand-in for the "does the image show what the prompt says" part
 of text-to-image rewards, on the digit world. It is **not** the evaluator: the GenEval-like

@@ -1,21 +1,21 @@
-"""The reward protocol, per-reward normalisation and the weighted composite (METHOD.md §B.4–B.5).
+"""The reward protocol, per-reward normalisation and the weighted composite (docs/method.md §6–§7).
 
 A reward maps images in [0, 1] and their prompts to one score per image, differentiably in the
-images (METHOD.md §B.4: ``R_i(Dec(Emb_Dec(z_θ)), c)``). Everything that consumes rewards —
+images (docs/method.md §6: ``R_i(Dec(Emb_Dec(z_θ)), c)``). Everything that consumes rewards —
 reward fine-tuning (``L_reward = -Σ_i λ_i R_i``) and TTEO with best-of-N selection — sees only
 this protocol, so in-project rewards (mini-CLIP, attribute classifier) and adapters for real
 reward models (CLIP score, HPSv2, PickScore, ImageReward in :mod:`softdimo.rewards.adapters`)
 are interchangeable.
 
 Scales differ between rewards (a cosine is in [-1, 1], a log-probability is ≤ 0, ImageReward
-is roughly N(0, 1)), so each term is normalised before weighting, as METHOD.md §B.4 suggests
+is roughly N(0, 1)), so each term is normalised before weighting, as docs/method.md §6 suggests
 ("each normalised to similar scales") [I]:
 
 - :class:`ScaledReward`: ``(R - shift) · scale`` with fixed numbers;
 - :class:`RunningZScore`: ``(R - μ) / σ`` with μ, σ an exponential running estimate over the
   batches seen in training mode (frozen in eval mode, e.g. during TTEO).
 
-Best-of-N selection (METHOD.md §B.5) ranks the N candidates of one prompt by the sum over
+Best-of-N selection (docs/method.md §7) ranks the N candidates of one prompt by the sum over
 rewards of per-reward z-scores computed *across those N candidates* (:func:`zscore_composite`),
 which needs no knowledge of the rewards' scales.
 """
@@ -50,7 +50,7 @@ class Reward(Protocol):
 
 @dataclass
 class RewardTermConfig:
-    """One reward term of a weighted composite (``λ_i R_i`` in METHOD.md §B.4)."""
+    """One reward term of a weighted composite (``λ_i R_i`` in docs/method.md §6)."""
 
     kind: RewardKind = "miniclip"  # which reward model; the last four load local weights through softdimo.rewards.adapters
     path: str = ""  # checkpoint folder (in-project kinds: a train-reward final/ or checkpoints/reward-*; adapters: local weights)
@@ -127,7 +127,7 @@ class RunningZScore(nn.Module):
 
 
 class CompositeReward(nn.Module):
-    """``Σ_i λ_i R̂_i`` over normalised reward terms R̂_i (METHOD.md §B.4).
+    """``Σ_i λ_i R̂_i`` over normalised reward terms R̂_i (docs/method.md §6).
 
     :meth:`score` returns the weighted sum ``[B]``; :meth:`score_terms` returns every term's
     normalised score (unweighted) by name, for logging and for best-of-N selection.
@@ -189,7 +189,7 @@ def normalized(reward: Reward, cfg: RewardTermConfig) -> Reward:
 
 def zscore_composite(scores: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None,
                      dim: int = 0, eps: float = 1e-6) -> torch.Tensor:
-    """Composite selection score of METHOD.md §B.5: ``Σ_i λ_i (s_i - mean_N s_i) / std_N s_i``.
+    """Composite selection score of docs/method.md §7: ``Σ_i λ_i (s_i - mean_N s_i) / std_N s_i``.
 
     ``scores[name]`` has the N candidates along ``dim`` (e.g. ``[N, B]``: N candidates for each
     of B prompts); the mean and (population) std are taken along ``dim``, so each reward counts

@@ -1,7 +1,7 @@
 """The mini-CLIP reward: scaled cosine between an image embedding and the caption's frozen MiniLM embedding.
 
-A CLIP score in miniature for the digit world (METHOD.md §B.4 names CLIP score among the
-rewards; DESIGN.md §5). The text tower is the frozen all-MiniLM-L6-v2 of
+A CLIP score in miniature for the digit world (docs/method.md §6 names CLIP score among the
+rewards; docs/architecture.md §5). The text tower is the frozen all-MiniLM-L6-v2 of
 :class:`~softdimo.mdm.text.TextEncoder` (its L2-normalised mean-pooled sentence embedding t(c),
 384-d); only the image tower trains.
 

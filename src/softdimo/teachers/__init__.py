@@ -1,4 +1,4 @@
-"""Teachers: the Teacher protocol (DESIGN.md §3) and the native MDM + VQ teacher.
+"""Teachers: the Teacher protocol (docs/architecture.md §3) and the native MDM + VQ teacher.
 
 * :mod:`.protocol`: :class:`Teacher`, the surface distillation code uses (embeddings in, logits
   out; conditions; decode and the differentiable decode_soft);

@@ -1,4 +1,4 @@
-"""aMUSEd as a softdimo teacher: the Teacher protocol over a local diffusers folder (DESIGN.md §3).
+"""aMUSEd as a softdimo teacher: the Teacher protocol over a local diffusers folder (docs/architecture.md §3).
 
 A real aMUSEd checkpoint (``amused/amused-256`` or ``-512``, downloaded elsewhere) is a folder::
 
@@ -15,7 +15,7 @@ always with ``local_files_only=True`` and ``HF_HUB_OFFLINE=1`` (nothing is downl
 with missing parts fails with the list of what is missing. Only the models are used, never the
 deprecated pipeline.
 
-**The seam (soft embeddings, METHOD.md §B.1).** ``UVit2DModel.embed`` is Embedding → RMSNorm →
+**The seam (soft embeddings, docs/method.md §4.1).** ``UVit2DModel.embed`` is Embedding → RMSNorm →
 1×1 conv. The protocol's *input embeddings* are the Embedding rows, before the norm:
 ``embed(ids) = E[ids]`` with E = ``embed.embeddings.weight`` (vocab × d, mask row included), and
 ``forward(e, c)`` runs the rest of the network — the block's own RMSNorm and conv, then
@@ -328,7 +328,7 @@ class AmusedNetwork(nn.Module):
         return self.embedding_module(self.transformer)(ids.reshape(ids.shape[0], -1).long())
 
     def embedding_parameters(self) -> list[nn.Parameter]:
-        """What Di[M]O freezes in θ and ψ (METHOD.md §A.1, Meissonic's recipe): the whole embedding
+        """What Di[M]O freezes in θ and ψ (docs/method.md §3.1, Meissonic's recipe): the whole embedding
         block (table, RMSNorm, 1×1 conv) and the output head (``mlm_layer``)."""
         t = self.transformer
         return [*t.embed.parameters(), *t.mlm_layer.parameters()]  # type: ignore[union-attr]
@@ -630,7 +630,7 @@ class AmusedTeacher(nn.Module):
 
     # ------------------------------------------------------------------ distillation hooks
     def trainable_copy(self) -> AmusedNetwork:
-        """A deep copy of the network: the start of the student θ and of the auxiliary ψ (§A.1)."""
+        """A deep copy of the network: the start of the student θ and of the auxiliary ψ (§3.1)."""
         return copy.deepcopy(self.mdm)
 
     def load_network(self, path: str | os.PathLike) -> AmusedNetwork | None:

@@ -1,8 +1,8 @@
-"""The native teacher φ: our MDM and our VQ tokenizer as one Teacher (DESIGN.md §3), one folder.
+"""The native teacher φ: our MDM and our VQ tokenizer as one Teacher (docs/architecture.md §3), one folder.
 
 :class:`NativeTeacher` is an :class:`~softdimo.teachers.bundle.MDMBundle` (the Teacher-protocol
 surface and the folder format, manifest ``teacher.json`` of kind ``native-teacher``) whose
-``sample`` is the N-step MaskGIT sampler with CFG (METHOD.md §A.10) followed by ``decode``.
+``sample`` is the N-step MaskGIT sampler with CFG (docs/method.md §2.3) followed by ``decode``.
 A one-step student's folder is refused here: a student cannot stand in for its teacher.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ class NativeTeacher(MDMBundle):
 
     # ------------------------------------------------------------------ distillation hooks
     def trainable_copy(self) -> MaskedTransformer:
-        """A deep copy of the MDM: the start of the student θ and of the auxiliary ψ (§A.1)."""
+        """A deep copy of the MDM: the start of the student θ and of the auxiliary ψ (§3.1)."""
         return copy.deepcopy(self.mdm)
 
     def load_network(self, path: str | os.PathLike) -> MaskedTransformer | None:

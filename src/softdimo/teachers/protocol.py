@@ -1,14 +1,14 @@
-"""The Teacher protocol: the one seam between distillation code and a concrete teacher (DESIGN.md §3).
+"""The Teacher protocol: the one seam between distillation code and a concrete teacher (docs/architecture.md §3).
 
-A teacher bundles a masked diffusion model (MDM) and its image tokenizer. Di[M]O (METHOD.md §A)
-and Soft-Di[M]O (§B) only ever talk to this surface, so the native teacher
+A teacher bundles a masked diffusion model (MDM) and its image tokenizer. Di[M]O (docs/method.md §3)
+and Soft-Di[M]O (§4–§7) only ever talk to this surface, so the native teacher
 (:class:`~softdimo.teachers.native.NativeTeacher`) and adapters of real teachers (aMUSEd) are
 interchangeable:
 
 * vocabulary and layout: ``num_tokens`` K (image tokens, mask excluded), ``mask_id`` (= K for
   the native teacher), ``grid`` (h, w), L = h·w;
 * embeddings: ``embedding_table()`` → E ∈ R^{K×d}, the rows a soft embedding averages
-  (ẽ = Eᵀ softmax(z), §B.1), and ``embed(ids)`` → [B, L, d] for ids in [0, K] (mask included);
+  (ẽ = Eᵀ softmax(z), §4.1), and ``embed(ids)`` → [B, L, d] for ids in [0, K] (mask included);
 * the network: ``forward(embeds, cond, return_hidden=False)`` → logits [B, L, K] (plus the
   per-block hidden states [B, L, d] for discriminator heads). It takes *embeddings*, so hard,
   noised and soft inputs share one path;
@@ -29,7 +29,7 @@ CondKind = Literal["class", "text"]
 
 @runtime_checkable
 class Teacher(Protocol):
-    """What distillation needs from a teacher (DESIGN.md §3); see the module docstring."""
+    """What distillation needs from a teacher (docs/architecture.md §3); see the module docstring."""
 
     @property
     def num_tokens(self) -> int:

@@ -1,4 +1,4 @@
-"""VQ image tokenizer (encode / decode / decode_soft, DESIGN.md §3) and its presets.
+"""VQ image tokenizer (encode / decode / decode_soft, docs/architecture.md §3) and its presets.
 
 Presets (parameters; fp16 checkpoint):
 

@@ -28,7 +28,7 @@ Where new codes are placed (``code_sampling``):
   image does; D² draws put new codes where the quantisation error is, i.e. on the digits.
 
 The codebook rows are exactly the vectors the decoder consumes: ``decode_soft`` in the
-tokenizer averages these rows with the student's token probabilities (METHOD.md §B.1, §B.4).
+tokenizer averages these rows with the student's token probabilities (docs/method.md §4.1, §6).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A small convolutional VQ-VAE (van den Oord et al., 2017) with an EMA codebook
 (:mod:`softdimo.tokenizer.quantizer`). It implements the tokenizer half of the Teacher protocol
-(DESIGN.md §3) and the differentiable decoding of METHOD.md §B.1 / §B.4:
+(docs/architecture.md §3) and the differentiable decoding of docs/method.md §4.1 / §6:
 
     decode(ids)    = Dec(E[ids])            (codebook lookup, then the decoder)
     decode_soft(p) = Dec(p @ E)             (soft latent Emb_Dec(z) = E^T p, bypassing the quantiser)
@@ -235,7 +235,7 @@ class VQTokenizer(nn.Module, PretrainedMixin):
     def decode_soft(self, p: torch.Tensor) -> torch.Tensor:
         """Token probabilities [B, h, w, K] or [B, L, K] → images, differentiable in ``p``.
 
-        Implements ``Dec(E^T p)`` (METHOD.md §B.4): the expected code vector per position is
+        Implements ``Dec(E^T p)`` (docs/method.md §6): the expected code vector per position is
         fed to the decoder, bypassing the quantiser; ``decode_soft(one_hot(ids)) == decode(ids)``.
         """
         if p.shape[-1] != self.num_tokens:

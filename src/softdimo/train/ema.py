@@ -1,7 +1,7 @@
 """Exponential moving average of model weights.
 
 ``ema ← d·ema + (1−d)·θ`` after every optimiser step, with the Di[M]O code's warm-up
-``d_s = min(d, (1+s)/(10+s))`` (METHOD §A.8). Buffers (e.g. a VQ codebook's EMA statistics) are
+``d_s = min(d, (1+s)/(10+s))`` (docs/method.md §3.7). Buffers (e.g. a VQ codebook's EMA statistics) are
 copied from the live model, not averaged.
 """
 from __future__ import annotations

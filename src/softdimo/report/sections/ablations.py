@@ -28,7 +28,7 @@ def section(rd: ResultsDir) -> Section:
         if beta:
             t = Table("Generalised Jeffreys β (equal distillation steps; each at its best τ)",
                       ["β", "τ", "domain FID", "classifier score", "FID (Inception)"],
-                      note="β = 0 is forward KL, β = 1 reverse KL (METHOD.md §A.6). The τ of each student is the "
+                      note="β = 0 is forward KL, β = 1 reverse KL (docs/method.md §3.5). The τ of each student is the "
                            "best of the sweep below by domain FID.")
             for b, row in beta.items():
                 if isinstance(row, dict):

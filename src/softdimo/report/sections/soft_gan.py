@@ -21,7 +21,7 @@ Expected ``soft_gan_mnist.json`` (``metrics`` part, as ``benchmarks/soft_gan.py`
 object; each curve may be parallel lists ``{"steps": […], "<metric>": […]}``. The curve's value key
 is the first word of ``metric`` when the points have it, else their first numeric key besides
 ``step``; its N is ``curves.n`` or the "N = …" in ``metric``. Diagnostics are the refine stage's
-logged ``soft_*`` values (:func:`softdimo.soft.soft_diagnostics`, §B.2: entropy, p_max, tr Σ and the
+logged ``soft_*`` values (:func:`softdimo.soft.soft_diagnostics`, §4.2: entropy, p_max, tr Σ and the
 discriminator's soft-vs-hard gap |D(ẽ) − E D(e_x)|).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Adapters for real reward models, loaded from local files only (METHOD.md §B.4).
+"""Adapters for real reward models, loaded from local files only (docs/method.md §6).
 
 :func:`load_adapter` returns a :class:`~softdimo.rewards.base.Reward` (``name`` +
 ``score(images [B, C, H, W] in [0, 1], prompts) -> [B]``, differentiable in the images, frozen

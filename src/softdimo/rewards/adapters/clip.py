@@ -1,4 +1,4 @@
-"""CLIP-family rewards: CLIP score, HPSv2 and PickScore (METHOD.md §B.4, §B.5).
+"""CLIP-family rewards: CLIP score, HPSv2 and PickScore (docs/method.md §6, §7).
 
 All three are a CLIP dual encoder scoring an image against its prompt by the cosine of their
 unit-norm embeddings; they differ in weights, input fit and scale:

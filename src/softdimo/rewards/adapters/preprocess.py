@@ -1,4 +1,4 @@
-"""Differentiable image preprocessing for reward networks (METHOD.md §B.4, "Resizing and normalisation").
+"""Differentiable image preprocessing for reward networks (docs/method.md §6, "Resizing and normalisation").
 
 The reward models were trained on PIL images passed through torchvision transforms; a reward
 for fine-tuning must instead take the generator's tensor in [0, 1] and keep gradients. This
