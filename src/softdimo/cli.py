@@ -174,6 +174,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .teachers.maskgit_convert import convert_maskgit
+
+    out = convert_maskgit(args.src, args.dst, variant=args.variant, heads=args.heads, overwrite=args.overwrite,
+                          allow_pickle=args.allow_pickle)
+    print(f"convert: {args.kind} teacher written to {out} (safetensors; load it with teacher={out} or --model {out})")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportOptions, build_report
 
@@ -261,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", help="write the results JSON here (e.g. benchmarks/results/speed.json)")
     p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("convert", help="published weights of a real teacher -> a safetensors teacher folder")
+    p.add_argument("--kind", required=True, choices=["maskgit"],
+                   help="maskgit: MaskGIT-pytorch's MaskGIT_ImageNet_<variant>.pth + VQGAN last.ckpt + model.yaml")
+    p.add_argument("src", help="folder holding the published files (directly, or in MaskGIT/ and VQGAN/)")
+    p.add_argument("dst", help="teacher folder to write (teacher.json, mdm/, tokenizer/)")
+    p.add_argument("--variant", type=int, default=256, choices=[256, 512],
+                   help="which transformer file: MaskGIT_ImageNet_<variant>.pth (default 256)")
+    p.add_argument("--heads", type=int, default=16,
+                   help="attention heads (not stored in the weights; the released models use 16)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty DST")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read the published .pth/.ckpt pickles with torch.load(weights_only=True) (required: "
+                        "they exist only as pickles; the converted folder needs no pickle)")
+    p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("report", help="Markdown + self-contained HTML report from results JSON")
     p.add_argument("--results", default="benchmarks/results", help="folder of results JSON files")
     p.add_argument("--out", default="report", help="output folder (report.md, report.html, assets/)")

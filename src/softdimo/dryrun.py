@@ -218,6 +218,27 @@ def meta_amused(path: Path) -> MetaTeacher:
     return MetaTeacher("amused", net, vq, text, grid, net.num_tokens, make_cond, vq.decode_soft)
 
 
+def meta_maskgit(path: Path) -> MetaTeacher:
+    """A converted MaskGIT folder's transformer and VQGAN, from their config.json files, on meta."""
+    from .mdm import Condition
+    from .teachers.maskgit_net import MaskGITTransformer
+    from .teachers.vqgan import TamingVQGAN
+
+    t_cfg = MaskGITTransformer.read_config(path / "mdm")
+    v_cfg = TamingVQGAN.read_config(path / "tokenizer")
+    net = on_meta(lambda: MaskGITTransformer(t_cfg))
+    vq = on_meta(lambda: TamingVQGAN(v_cfg))
+
+    def make_cond(b: int, dtype: torch.dtype) -> Any:
+        return Condition(labels=torch.zeros(b, dtype=torch.long, device=META))
+
+    return MetaTeacher("maskgit", net, vq, None, net.grid, net.num_tokens, make_cond, vq.decode_soft)
+
+
+META_TEACHERS: dict[str, Callable[[Path], MetaTeacher]] = {"native": meta_native, "amused": meta_amused,
+                                                            "maskgit": meta_maskgit}
+
+
 def _activations(t: MetaTeacher, net: nn.Module, b: int, dtype: torch.dtype, trains: bool) -> int:
     """Saved bytes of one forward of ``net`` (the protocol's forward from embeddings) at batch ``b`` in
     ``dtype``: a network that ``trains`` (student, auxiliary), or a frozen one carrying input gradients
@@ -256,7 +277,10 @@ def plan_distillation(command: str, cfg: Any) -> MemoryPlan:
 
     path = resolve_teacher(cfg.teacher, cfg.teacher_kind)
     kind = resolve_kind(cfg.teacher_kind, path)
-    t = meta_amused(path) if kind == "amused" else meta_native(path)
+    if kind not in META_TEACHERS:
+        raise ConfigError(f"--dry-run has no memory plan for teacher_kind={kind} yet; it plans "
+                          f"{', '.join(META_TEACHERS)} teachers.")
+    t = META_TEACHERS[kind](path)
     b, dtype = _micro_batch(cfg.train), autocast_dtype(cfg.train.mixed_precision)
     plan = MemoryPlan(command, f"{kind} {path}", b, cfg.train.mixed_precision)
     frozen = list(t.mdm.embedding_parameters()) if cfg.dimo.freeze_embeddings else []  # type: ignore[operator]

@@ -150,11 +150,29 @@ def _load_amused_student(path: Path, device: str | torch.device) -> ImageGenerat
     return gen
 
 
+def _load_maskgit_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
+    from .teachers.maskgit import KIND, MaskGITTeacher
+
+    gen = TeacherGenerator(MaskGITTeacher.from_pretrained(path, map_location=device))
+    gen.kind = KIND
+    return gen
+
+
+def _load_maskgit_student(path: Path, device: str | torch.device) -> ImageGenerator:
+    from .teachers.maskgit import STUDENT_KIND, MaskGITStudent
+
+    gen = StudentGenerator(MaskGITStudent.from_pretrained(path, map_location=device))
+    gen.kind = STUDENT_KIND
+    return gen
+
+
 # manifest kind -> loader(path, device); an aMUSEd folder (no manifest) reads as "amused-teacher"
 GENERATOR_KINDS: dict[str, Callable[[Path, Any], ImageGenerator]] = {"native-teacher": _load_native_teacher,
                                                                       "dimo-student": _load_student,
                                                                       "amused-teacher": _load_amused_teacher,
-                                                                      "amused-student": _load_amused_student}
+                                                                      "amused-student": _load_amused_student,
+                                                                      "maskgit-teacher": _load_maskgit_teacher,
+                                                                      "maskgit-student": _load_maskgit_student}
 
 
 def read_kind(path: str | Path) -> str | None:

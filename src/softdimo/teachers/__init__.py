@@ -5,7 +5,10 @@
 * :mod:`.native`: :class:`NativeTeacher`, our :class:`~softdimo.mdm.MaskedTransformer` with
   our frozen :class:`~softdimo.tokenizer.VQTokenizer`, saved and loaded as one folder;
 * :mod:`.amused`: :class:`~softdimo.teachers.amused.AmusedTeacher`, a local aMUSEd (diffusers)
-  folder as a teacher (:mod:`.meissonic` shows how Meissonic's transformer fits);
+  folder as a teacher (:mod:`.meissonic`: Meissonic, with the transformer of the user's code checkout);
+* :mod:`.maskgit`: :class:`~softdimo.teachers.maskgit.MaskGITTeacher`, the released MaskGIT
+  (:mod:`.maskgit_net`) with taming's VQGAN (:mod:`.vqgan`), converted from the published files by
+  :mod:`.maskgit_convert` (``softdimo convert --kind maskgit``);
 * :mod:`.registry`: :func:`load_teacher` / :func:`detect_teacher_kind` (``teacher_kind``).
 
 Teachers are trained by ``softdimo train-teacher`` (:mod:`softdimo.mdm.train`) and sampled by

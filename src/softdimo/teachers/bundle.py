@@ -1,11 +1,11 @@
 """One folder = an MDM + its frozen VQ tokenizer (+ the frozen MiniLM for text): :class:`MDMBundle`.
 
 The native teacher φ (:class:`~softdimo.teachers.NativeTeacher`) and the one-step students of
-Di[M]O (:class:`~softdimo.distill.OneStepStudent`) are the same kind of object (METHOD.md §A.1:
+Di[M]O (:class:`~softdimo.distill.OneStepStudent`) are the same kind of object (docs/method.md §3.1:
 the student is a copy of the teacher's architecture); they differ only in how they sample. This
 base class holds what they share:
 
-* the Teacher-protocol surface (DESIGN.md §3): ``num_tokens``, ``mask_id``, ``grid``,
+* the Teacher-protocol surface (docs/architecture.md §3): ``num_tokens``, ``mask_id``, ``grid``,
   ``embed``, ``embedding_table``, ``forward(embeds, cond, return_hidden)``,
   ``encode_condition(labels | prompts)``, ``null_condition``, ``decode``, ``decode_soft``;
 * the folder format, written by ``save_pretrained`` and checked by ``from_pretrained``::
@@ -19,7 +19,9 @@ base class holds what they share:
   round), and that the tokenizer's K and grid equal the MDM's.
 
 A subclass sets ``KIND``, ``MANIFEST``, ``SAMPLER`` (the dataclass of its default sampler, stored
-in the manifest) and ``default_sampler()``, and implements ``sample_ids``.
+in the manifest) and ``default_sampler()``, and implements ``sample_ids``. ``MDM_CLASS`` and
+``TOKENIZER_CLASS`` are the part classes ``from_pretrained`` builds (softdimo's own by default; the
+MaskGIT bundles of :mod:`softdimo.teachers.maskgit` set the released network and VQGAN).
 """
 from __future__ import annotations
 
@@ -98,6 +100,8 @@ class MDMBundle(nn.Module):
     SAMPLER: ClassVar[type] = object  # dataclass of the default sampler
     ROLE: ClassVar[str] = "model"  # word used in error messages ("teacher", "student")
     HOW_TO_MAKE: ClassVar[str] = ""  # how a user gets such a folder (error messages)
+    MDM_CLASS: ClassVar[type] = MaskedTransformer  # the class of mdm/ (a PretrainedMixin)
+    TOKENIZER_CLASS: ClassVar[type] = VQTokenizer  # the class of tokenizer/ (a PretrainedMixin)
 
     @classmethod
     def default_sampler(cls) -> Any:
@@ -145,6 +149,9 @@ class MDMBundle(nn.Module):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of decoded images."""
+        own = getattr(self.tokenizer, "image_shape", None)
+        if own is not None:
+            return tuple(own)  # type: ignore[return-value]
         c = self.tokenizer.config
         return (c.in_channels, c.image_size, c.image_size)
 
@@ -294,8 +301,8 @@ class MDMBundle(nn.Module):
         """
         path = Path(path)
         manifest = cls.read_folder_manifest(path)
-        mdm = MaskedTransformer.from_pretrained(path / "mdm", allow_pickle=allow_pickle)
-        tokenizer = VQTokenizer.from_pretrained(path / "tokenizer", allow_pickle=allow_pickle)
+        mdm = cls.MDM_CLASS.from_pretrained(path / "mdm", allow_pickle=allow_pickle)
+        tokenizer = cls.TOKENIZER_CLASS.from_pretrained(path / "tokenizer", allow_pickle=allow_pickle)
         try:
             check_compatible(mdm, tokenizer, where=str(path))
         except ConfigError as e:

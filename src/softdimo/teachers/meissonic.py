@@ -4,14 +4,14 @@ Meissonic (``MeissonFlow/Meissonic``) keeps aMUSEd's folder layout, VQ model, CL
 (pooled projection + penultimate hidden states), micro-conditions and the *same* embedding block
 (``UVit2DConvEmbed``: Embedding → RMSNorm → 1×1 conv), so the seam of
 :mod:`softdimo.teachers.amused` — soft embeddings are ``p @ E[:K]`` before the RMSNorm — carries
-over unchanged (METHOD.md §B.1: "Meissonic: the expectation on the raw embedding-table output").
+over unchanged (docs/method.md §4.1: "Meissonic: the expectation on the raw embedding-table output").
 What differs is only
 
 * the network class, ``Transformer2DModel`` of Meissonic's repository (not on PyPI): the user
   passes it (``transformer_class=``) from a checkout of that code;
 * its call: ``transformer(hidden_states=…, encoder_hidden_states=…, pooled_projections=…,
   micro_conds=…, img_ids=…, txt_ids=…, timestep=…)`` with RoPE ids for the image and text
-  tokens and a timestep that Di[M]O's Meissonic code always passes as 0 (METHOD.md §A.5);
+  tokens and a timestep that Di[M]O's Meissonic code always passes as 0 (a code artefact);
 * the per-layer taps: the dual-stream ``transformer_blocks`` (image stream) and the
   ``single_transformer_blocks`` (text tokens first, dropped);
 * the scheduler config, read as JSON (Meissonic's own ``Scheduler`` class, same ``mask_token_id``).
@@ -22,9 +22,16 @@ Usage (offline, from local folders)::
     from meissonic_src.pipeline import _prepare_latent_image_ids
     teacher = MeissonicTeacher.from_pretrained("Meissonic/", transformer_class=Transformer2DModel,
                                                prepare_image_ids=_prepare_latent_image_ids)
+
+or, as ``teacher_kind=meissonic`` does, :func:`load_meissonic` (``"Meissonic/"``, ``"meissonic-code/"``):
+it imports ``Transformer2DModel`` from the checkout's ``src/transformer.py`` (that file imports
+only diffusers) and keeps :func:`grid_image_ids`, which equals the pipeline's
+``_prepare_latent_image_ids`` at 1024 px. Whatever is missing — the code path, the file, the
+class, a part of the folder — is listed in one :class:`ConfigError`.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -127,4 +134,60 @@ class MeissonicTeacher(AmusedTeacher):
         return out
 
 
-__all__ = ["MeissonicNetwork", "MeissonicTeacher", "grid_image_ids"]
+CODE_FILE = Path("src") / "transformer.py"  # Transformer2DModel in a checkout of Meissonic's code
+CODE_HINT = ("meissonic_code=PATH, a local checkout of Meissonic's code (github.com/viiika/Meissonic) that holds "
+             "src/transformer.py")
+
+
+def _code_problems(code: str | os.PathLike | None) -> list[str]:
+    if code is None or str(code) == "":
+        return [f"{CODE_HINT} (not set)"]
+    root = Path(code).expanduser()
+    if not root.is_dir():
+        return [f"{CODE_HINT} ({root} does not exist)"]
+    if not (root / CODE_FILE).is_file():
+        return [f"{root / CODE_FILE} (meissonic_code must be the checkout's root folder)"]
+    return []
+
+
+def load_transformer_class(code: str | os.PathLike) -> type:
+    """``Transformer2DModel`` of the checkout ``code`` (imported from ``src/transformer.py`` by file path)."""
+    file = Path(code).expanduser() / CODE_FILE
+    spec = importlib.util.spec_from_file_location("softdimo_meissonic_transformer", file)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {file}.")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)  # the user's own checkout: its file defines the network
+    except ImportError as e:
+        raise ConfigError(f"{file} could not be imported ({e}); it needs diffusers ({e.name or 'a module'} is "
+                          f"missing).") from e
+    cls = getattr(module, "Transformer2DModel", None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{file} defines no Transformer2DModel class; is {Path(code)} a checkout of Meissonic's code?")
+    return cls
+
+
+def load_meissonic(path: str | os.PathLike, code: str | os.PathLike | None,
+                   map_location: str | torch.device = "cpu") -> MeissonicTeacher:
+    """The Meissonic teacher in folder ``path`` with the transformer class of the checkout ``code``.
+
+    Raises one :class:`ConfigError` listing everything missing (the code path or its file, the
+    folder's parts).
+    """
+    from .amused import require_diffusers, resolve_parts
+
+    problems = _code_problems(code)
+    try:
+        resolve_parts(path)
+    except CheckpointError as e:
+        problems.append(str(e))
+    if problems:
+        raise ConfigError("teacher_kind=meissonic needs the downloaded MeissonFlow/Meissonic folder (teacher=DIR) and "
+                          "the Meissonic code; missing: " + "; ".join(problems))
+    require_diffusers()
+    return MeissonicTeacher.from_pretrained(path, map_location=map_location,
+                                            transformer_class=load_transformer_class(code))  # type: ignore[arg-type]
+
+
+__all__ = ["MeissonicNetwork", "MeissonicTeacher", "grid_image_ids", "load_meissonic", "load_transformer_class"]
