@@ -43,7 +43,7 @@ def write_config_only(root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--micro-batches", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--micro-batches", type=int, nargs="+", default=[4, 8, 16, 64])  # 64: the released per-GPU batch
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
