@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
+import re
 import shutil
 import sys
 import types
@@ -132,6 +133,18 @@ def test_convert_refuses_other_pickled_objects(published, tmp_path):
         write_tiny_published(src, TinyMaskGITConfig(), callbacks={"x": cls()})
     with pytest.raises(CheckpointError, match="somepackage.tools.Thing"):
         convert_maskgit(src, tmp_path / "out", allow_pickle=True)
+
+
+def test_convert_512_variant_runs_the_vqgan_at_the_transformers_size(tmp_path):
+    """As MaskGIT_ImageNet_512.pth with the 256-px model.yaml: twice the tokens, the same VQGAN modules."""
+    write_tiny_published(tmp_path / "src", TinyMaskGITConfig(grid=16, depth=1), variant=512)
+    t = MaskGITTeacher.from_pretrained(convert_maskgit(tmp_path / "src", tmp_path / "out", variant=512, allow_pickle=True))
+    assert t.grid == (16, 16) and t.image_shape == (3, 64, 64) and t.tokenizer.config.resolution == 32
+    ids = torch.randint(0, t.num_tokens, (1, 256))
+    images = t.decode(ids)
+    assert images.shape == (1, 3, 64, 64) and t.tokenizer.encode(images).shape == (1, 16, 16)
+    with pytest.raises(CheckpointError, match="MaskGIT_ImageNet_256.pth"):
+        find_published(tmp_path / "src")
 
 
 def test_convert_checks_shapes_key_for_key(published, tmp_path):
@@ -300,3 +313,48 @@ def test_meissonic_code_checkout_provides_the_transformer(tmp_path):
     (tmp_path / "src" / "transformer.py").write_text("X = 1\n")
     with pytest.raises(ConfigError, match="no Transformer2DModel"):
         load_transformer_class(tmp_path)
+
+
+# ---------------------------------------------------------------------- an independent implementation
+def _diffusers_key(key: str, levels: int) -> str:
+    """taming's VQGAN key → diffusers' VQModel key (the same architecture under other names)."""
+    key = re.sub(r"^encoder\.down\.(\d+)\.block\.", r"encoder.down_blocks.\1.resnets.", key)
+    key = re.sub(r"^encoder\.down\.(\d+)\.attn\.", r"encoder.down_blocks.\1.attentions.", key)
+    key = re.sub(r"^encoder\.down\.(\d+)\.downsample\.", r"encoder.down_blocks.\1.downsamplers.0.", key)
+    flip = lambda m: f"decoder.up_blocks.{levels - 1 - int(m.group(1))}.{m.group(2)}"  # noqa: E731
+    key = re.sub(r"^decoder\.up\.(\d+)\.(block|attn|upsample)", flip, key)
+    for old, new in ((".block.", ".resnets."), (".attn.", ".attentions."), (".upsample.", ".upsamplers.0."),
+                     ("mid.block_1", "mid_block.resnets.0"), ("mid.block_2", "mid_block.resnets.1"),
+                     ("mid.attn_1", "mid_block.attentions.0"), ("nin_shortcut", "conv_shortcut"),
+                     ("norm_out", "conv_norm_out"), (".norm.", ".group_norm."), (".q.", ".to_q."), (".k.", ".to_k."),
+                     (".v.", ".to_v."), (".proj_out.", ".to_out.0.")):
+        key = key.replace(old, new)
+    return key
+
+
+def test_vqgan_matches_diffusers_vqmodel_after_a_key_mapping(teacher):
+    """diffusers' VQModel is another implementation of taming's VQGAN: with the weights renamed (and the
+    1×1 attention convolutions flattened to linear layers) it decodes and encodes the same."""
+    diffusers = pytest.importorskip("diffusers")
+    vq = teacher.tokenizer
+    c, n = vq.config, len(vq.config.ch_mult)
+    res = [c.resolution // 2 ** i for i in range(n)]
+    attn = [r in c.attn_resolutions for r in res]
+    ref = diffusers.VQModel(
+        in_channels=3, out_channels=3, block_out_channels=[c.ch * m for m in c.ch_mult], layers_per_block=c.num_res_blocks,
+        down_block_types=["AttnDownEncoderBlock2D" if a else "DownEncoderBlock2D" for a in attn],
+        up_block_types=["AttnUpDecoderBlock2D" if a else "UpDecoderBlock2D" for a in reversed(attn)],
+        latent_channels=c.z_channels, vq_embed_dim=c.embed_dim, num_vq_embeddings=c.n_embed, norm_num_groups=32,
+        sample_size=c.resolution).eval()
+    state = {_diffusers_key(k, n): v for k, v in vq.state_dict().items()}
+    own = ref.state_dict()
+    state = {k: v.reshape(own[k].shape) if k in own else v for k, v in state.items()}
+    assert sorted(state) == sorted(own)
+    ref.load_state_dict(state)
+    ids = torch.randint(0, c.n_embed, (2, 8, 8), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        z = vq.codebook()[ids].permute(0, 3, 1, 2)
+        theirs = (ref.decoder(ref.post_quant_conv(z)).clamp(-1, 1) + 1) / 2
+        assert float((theirs - vq.decode(ids)).abs().max()) <= 1e-5
+        x = torch.rand(2, 3, 32, 32)
+        assert float((ref.quant_conv(ref.encoder(2 * x - 1)) - vq.quant_conv(vq.encoder(2 * x - 1))).abs().max()) <= 1e-5

@@ -42,6 +42,7 @@ class TinyMaskGITConfig:
     heads: int = 16  # the released head count, which the converter assumes (it is not in the weights)
     mlp_dim: int = 128
     nclass: int = 10
+    grid: int = 0  # transformer tokens per side; 0 = the VQGAN's grid at image_size (2× that: like the 512-px model)
     seed: int = 0
 
     def vqgan(self) -> VQGANConfig:
@@ -51,7 +52,7 @@ class TinyMaskGITConfig:
                            resolution=self.image_size, z_channels=self.vq_ch)
 
     def transformer(self) -> MaskGITConfig:
-        return MaskGITConfig(grid=self.vqgan().grid[0], hidden_dim=self.hidden_dim, codebook_size=self.codebook_size,
+        return MaskGITConfig(grid=self.grid or self.vqgan().grid[0], hidden_dim=self.hidden_dim, codebook_size=self.codebook_size,
                              depth=self.depth, heads=self.heads, mlp_dim=self.mlp_dim, dropout=0.1, nclass=self.nclass)
 
 
