@@ -407,6 +407,59 @@ def best_temperature(path: str, temperatures: list[float], num: int, seed: int,
     return best, sweep
 
 
+def class_samples(path: str, options: SamplingOptions, per_class: int, seed: int) -> list[torch.Tensor]:
+    """``per_class`` images of each MNIST class from generator ``path`` (one seeded generator)."""
+    gen = load_generator(path, _device())
+    g = torch.Generator().manual_seed(seed)
+    return [gen.generate(labels=[y] * per_class, options=options, generator=g).float().cpu() for y in range(10)]
+
+
+def fidelity_metrics(args: argparse.Namespace, t_metrics: dict[str, Any], student_best: dict[str, Any],
+                     student_tau1: dict[str, Any], student_path: str, best_cfg: float) -> dict[str, Any]:
+    """The Di[M]O fidelity keys: the teacher's best row, the student at τ = 1 and at its best τ, the
+    within-class diversity ratio, the recall ratio and the near-delta token fraction (with targets)."""
+    from softdimo.distill import OneStepStudent
+    from softdimo.distill.diagnostics import DELTA_PMAX, collapse_diagnostics, pixel_variance
+    from softdimo.teachers import NativeTeacher
+
+    best_row = min(t_metrics["rows"], key=lambda r: r["fid"])
+    tau = student_best["options"]["temperature"]
+    m = args.diversity_per_class
+    teacher_imgs = class_samples(str(args.teacher), SamplingOptions(steps=16, cfg_scale=best_cfg), m, args.seed)
+    student_imgs = class_samples(student_path, SamplingOptions(temperature=tau), m, args.seed)
+    var_t = sum(pixel_variance(x) for x in teacher_imgs) / 10
+    var_s = sum(pixel_variance(x) for x in student_imgs) / 10
+    student = OneStepStudent.from_pretrained(student_path)
+    teacher = NativeTeacher.from_pretrained(str(args.teacher))
+    diag = collapse_diagnostics(student, teacher, [{"labels": [y]} for y in range(10)], m, temperature=1.0,
+                                generator=torch.Generator().manual_seed(args.seed))
+    tb = best_row["fid"]
+    out = {
+        "teacher_best_fid": tb, "teacher_best_row": best_row["label"],
+        "student_fid_tau1": student_tau1["fid"], "student_recall_tau1": student_tau1["recall"],
+        "student_best_fid": student_best["fid"], "student_best_tau": tau,
+        "diversity_ratio": var_s / var_t,
+        "diversity": {"student_pixel_var": var_s, "teacher_pixel_var": var_t, "per_class": m,
+                      "teacher_sampler": f"16 steps, CFG {best_cfg:g}", "student_tau": tau,
+                      "what": "mean over the 10 classes of Σ_pixels Var(image) of one class's samples, images in [0, 1]"},
+        "recall_ratio": student_best["recall"] / best_row["recall"],
+        "delta_token_fraction": diag["delta_fraction"],
+        "student_diagnostics_tau1": diag,
+    }
+    out["fidelity_targets"] = {
+        "student_best_fid_over_teacher_best": student_best["fid"] / tb, "student_best_fid_pass": student_best["fid"] <= 1.2 * tb,
+        "student_fid_tau1_over_teacher_best": student_tau1["fid"] / tb, "student_fid_tau1_pass": student_tau1["fid"] <= 1.5 * tb,
+        "diversity_ratio_pass": out["diversity_ratio"] >= 0.8, "recall_ratio_pass": out["recall_ratio"] >= 0.8,
+        "delta_token_fraction_pass": out["delta_token_fraction"] >= 0.3,
+        "delta_definition": f"p_max > {DELTA_PMAX} at eval mode over 10 classes × {m} draws",
+    }
+    if args.ablations_json and Path(args.ablations_json).is_file():
+        doc = json.loads(Path(args.ablations_json).read_text())
+        out["ablations"] = {"source": str(args.ablations_json), "commit": doc.get("commit"),
+                            "command": doc.get("command"), **doc["metrics"]}
+    return out
+
+
 def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Teacher rows (the teacher_mnist preset, written to ``--teacher-json``) + one-step students, one run.
 
@@ -437,7 +490,15 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
         best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress)
         rows.append(Row(f"{label} τ={best_t:g}", path, SamplingOptions(temperature=best_t)))
     fid_rows = rows[: len(students)] + (rows[len(students):] if args.beta_fid else [])
+    main_label, main_path = students[0]
+    tau1 = Row(f"{main_label} τ=1", main_path, SamplingOptions(temperature=1.0))
+    if rows[0].options.temperature != 1.0:
+        fid_rows.append(tau1)
     results = run_rows(fid_rows, ["fid", "pr"], args.num, data, args.seed, args.progress)
+    tau1_result = next(r for r in results if r["label"] in (tau1.label, rows[0].label)
+                       and r["options"]["temperature"] == 1.0)
+    if rows[0].options.temperature != 1.0:
+        results.remove(tau1_result)
     floor = t_metrics["floor"]
     for r in results:
         r["fid_over_floor"] = r["fid"] / floor["fid"]
@@ -473,6 +534,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
         "speed": {"method": SPEED_METHOD, "batch_size": args.speed_batch, "repeats": args.speed_repeats,
                   "device": _device()},
     }
+    metrics.update(fidelity_metrics(args, t_metrics, main, tau1_result, main_path, best_cfg))
     if beta:
         metrics["beta_table"] = {
             b: {"path": p, "temperature": rows[len(students) + i].options.temperature,
@@ -599,6 +661,10 @@ def main() -> None:
                     help="dimo_*: teacher step counts reported next to the students")
     ap.add_argument("--teacher-json", default="benchmarks/results/teacher_mnist.json",
                     help="dimo_mnist: where the teacher rows of the same run are written")
+    ap.add_argument("--diversity-per-class", type=int, default=64,
+                    help="dimo_mnist: samples per class for the diversity ratio and the token diagnostics")
+    ap.add_argument("--ablations-json", default="benchmarks/results/dimo_ablations_mnist.json",
+                    help="dimo_mnist: the ablation table (benchmarks/dimo_ablations.py) quoted under metrics.ablations")
     ap.add_argument("--speed-batch", type=int, default=64)
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)

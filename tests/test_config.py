@@ -104,7 +104,7 @@ def test_every_shipped_preset_loads_with_its_command_schema():
     from softdimo.paths import project_root
 
     by_stem = {"tokenizer": "train-tokenizer", "classifier": "train-classifier", "teacher": "train-teacher",
-               "dimo": "distill", "soft_gan": "refine", "soft_gan_long": "refine", "soft_reward": "refine",
+               "teacher_all": "train-teacher", "dimo": "distill", "soft_gan": "refine", "soft_gan_long": "refine", "soft_reward": "refine",
                "reward_miniclip": "train-reward", "reward_attribute": "train-reward"}
     from softdimo.tteo import TTEOConfig
 

@@ -82,6 +82,11 @@ def repeat_inputs(inputs: dict[str, Any], m: int) -> dict[str, Any]:
     return {key: [list(value)[0]] * m}
 
 
+def pixel_variance(images: torch.Tensor) -> float:
+    """Σ_pixels Var_m(images_m): the trace of the pixel covariance of one condition's samples [M, C, H, W]."""
+    return float(images.float().var(0).sum())
+
+
 def _nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> float:
     return float(F.cross_entropy(logits[mask].float(), targets[mask]))
 
@@ -128,7 +133,7 @@ def collapse_diagnostics(student: Any, teacher: Any, conditions: Sequence[dict[s
             add("mutual_info", float((h_bar - ent.mean(0)).mean()))
             x = sample_tokens(z, tau, generator)
             images = student.decode(x).float()
-            add("pixel_var", float(images.var(0).sum()))
+            add("pixel_var", pixel_variance(images))
             if reference is not None:
                 ref = reference[c].float().reshape(reference[c].shape[0], -1)
                 add("recall", precision_recall(ref, images.reshape(m, -1), k=3).recall)
@@ -149,4 +154,4 @@ def mutual_info_bound(per_condition: int) -> float:
     return math.log(per_condition)
 
 
-__all__ = ["DiagnosticsConfig", "collapse_diagnostics", "eval_mode", "repeat_inputs", "mutual_info_bound", "DELTA_PMAX"]
+__all__ = ["DiagnosticsConfig", "collapse_diagnostics", "pixel_variance", "eval_mode", "repeat_inputs", "mutual_info_bound", "DELTA_PMAX"]

@@ -124,7 +124,8 @@ class DistillRunConfig:
         max_steps=2000, batch_size=64, lr=1e-5, warmup_steps=100, grad_clip=1.0, ema_decay=0.9999,
         checkpoint_every=500, sample_every=500, log_every=10))
     teacher: str = "checkpoints/teacher-mnist"  # teacher folder; relative: cwd, else the project root
-    teacher_kind: TeacherKind = "auto"  # native (teacher.json) or amused (a local aMUSEd folder); auto = detect
+    teacher_kind: TeacherKind = "auto"  # native, maskgit (teacher.json), amused or meissonic (local folders); auto = detect
+    meissonic_code: str = ""  # teacher_kind=meissonic: the checkout of Meissonic's code (holds src/transformer.py)
     dimo: DiMOConfig = field(default_factory=DiMOConfig)
     prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
     prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
@@ -155,9 +156,13 @@ def resolve_teacher(value: str, kind: str = "native") -> Path:
             found = find_folder(value, marker)
             if found is not None:
                 return found
-        if kind == "amused":
+        if kind in ("amused", "meissonic"):  # the adapter lists what is missing
             return Path(value).expanduser()
     found = find_folder(value, "teacher.json")
+    if found is None and kind == "maskgit":
+        raise ConfigError(f"teacher folder {value!r} not found (no teacher.json there, nor under the project root). "
+                          f"Convert the published MaskGIT-pytorch weights first: softdimo convert --kind maskgit "
+                          f"SRC DST --allow-pickle, then set teacher=DST.")
     if found is None:
         raise ConfigError(f"teacher folder {value!r} not found (no teacher.json there, nor under the project "
                           f"root). Train one with `softdimo train-teacher --config configs/mnist/teacher.yaml` "
@@ -191,7 +196,8 @@ class DistillStage:
         cfg, d = self.cfg, self.cfg.dimo
         self.teacher_dir = resolve_teacher(cfg.teacher, cfg.teacher_kind)
         self.teacher_kind = resolve_kind(cfg.teacher_kind, self.teacher_dir)
-        teacher = load_teacher(self.teacher_kind, self.teacher_dir, device=ctx.device)
+        teacher = load_teacher(self.teacher_kind, self.teacher_dir, device=ctx.device,
+                               meissonic_code=cfg.meissonic_code or None)
         self.teacher = teacher.requires_grad_(False).train(d.teacher_dropout)
         self.student = teacher.trainable_copy().requires_grad_(True)
         self.aux = teacher.trainable_copy().requires_grad_(True)
