@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from softdimo.cli import main
-from softdimo.distill import OneStepSampler, OneStepStudent
+from softdimo.distill import OneStepStudent
 from softdimo.errors import CheckpointError
 from softdimo.mdm import MDM_PRESETS, MaskedTransformer
 from softdimo.pretrained import pickle_allowed
 from softdimo.teachers import NativeTeacher
 from softdimo.tokenizer import VQTokenizer
-from tiny_models import TOK, distill_args, make_teacher
+from tiny_models import TOK, distill_args, make_student, make_teacher
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,7 +43,7 @@ def models(tmp_path_factory):
     teacher = make_teacher()
     teacher.save_pretrained(root / "teacher")
     make_teacher(cond="text").save_pretrained(root / "text")
-    OneStepStudent(teacher.mdm, teacher.tokenizer, OneStepSampler()).save_pretrained(root / "student")
+    make_student(teacher).save_pretrained(root / "student")
     teacher.tokenizer.save_pretrained(root / "tokenizer")
     teacher.save_pretrained(root / "pickled")
     to_pickle_folder(root / "pickled" / "mdm")

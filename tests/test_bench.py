@@ -1,7 +1,6 @@
 """`softdimo bench`: rows, the physical floor, ratios from the measured medians, targets, the command."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -10,30 +9,18 @@ import torch
 from softdimo.bench import (FLOOR, BenchConfig, build_samplers, compute_ratios, compute_targets, floor_call,
                             format_table, parse_students, run_bench, student_row, teacher_row)
 from softdimo.cli import main
-from softdimo.distill import OneStepSampler, OneStepStudent
 from softdimo.errors import DataError, SoftdimoError
 from softdimo.eval.speed import SpeedResult
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
 from softdimo.sample import load_generator
-from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
+from tiny_models import write_generators
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TOK8 = VQ_PRESETS["tiny"]
-
-
-def make_teacher(seed: int = 0) -> NativeTeacher:
-    torch.manual_seed(seed)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size)
-    return NativeTeacher(MaskedTransformer(cfg), VQTokenizer(TOK8), MaskGITSampler(steps=4, cfg_scale=2.0)).eval()
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    t = make_teacher()
-    t.save_pretrained(root / "teacher")
-    OneStepStudent(t.mdm, t.tokenizer, OneStepSampler(temperature=2.0)).save_pretrained(root / "student")
+    write_generators(root)
     return root
 
 

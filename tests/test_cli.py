@@ -85,7 +85,6 @@ def test_two_process_training_with_torchrun(tmp_path):
 @pytest.mark.slow
 def test_two_process_evaluation_shares_the_sampling(tmp_path):
     """`torchrun … eval`: each process draws half of the batches; rank 0 alone scores them and writes JSON."""
-    import dataclasses
     import json
 
     import torch
@@ -94,17 +93,12 @@ def test_two_process_evaluation_shares_the_sampling(tmp_path):
     from softdimo.eval.api import GeneratorSource
     from softdimo.eval.domain import classifier_score
     from softdimo.eval.shard import gather_in_order, shard_starts
-    from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+    from softdimo.mdm import MaskGITSampler
     from softdimo.paths import checkpoint_dir
     from softdimo.sample import load_generator
-    from softdimo.teachers import NativeTeacher
-    from softdimo.tokenizer import VQConfig, VQTokenizer
+    from tiny_models import TOK28, make_teacher
 
-    tok = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                   mid_res_blocks=0, norm_groups=4, codebook_size=16, codebook_dim=4)
-    torch.manual_seed(0)
-    mdm = MaskedTransformer(dataclasses.replace(MDM_PRESETS["tiny"], grid=tok.grid, num_tokens=16))
-    NativeTeacher(mdm, VQTokenizer(tok), MaskGITSampler(steps=2)).save_pretrained(tmp_path / "t")
+    make_teacher(tok=TOK28, sampler=MaskGITSampler(steps=2)).save_pretrained(tmp_path / "t")
     out = tmp_path / "r.json"
     res = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "softdimo", "eval",

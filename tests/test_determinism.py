@@ -6,36 +6,25 @@ checks cannot pass on a constant).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from softdimo.cli import main
 from softdimo.config import DataConfig
-from softdimo.distill import OneStepSampler, OneStepStudent
+from softdimo.distill import OneStepStudent
 from softdimo.eval.api import evaluate
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.mdm import MaskGITSampler
 from softdimo.sample import conditions_for, generate_images, load_generator
-from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQConfig, VQTokenizer
-from tiny_models import distill_args, folder_tensors, make_teacher, run_cli, same_tensors
+from tiny_models import TOK28, distill_args, folder_tensors, make_teacher, run_cli, same_tensors, write_generators
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TOK28 = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                 mid_res_blocks=0, norm_groups=4, codebook_size=16, codebook_dim=4)  # 1×28×28 → 7×7
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen")
-    teacher = make_teacher()
-    teacher.save_pretrained(root / "teacher")
-    OneStepStudent(teacher.mdm, teacher.tokenizer, OneStepSampler(temperature=2.0)).save_pretrained(root / "student")
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK28.grid, num_tokens=TOK28.codebook_size)
-    NativeTeacher(MaskedTransformer(cfg), VQTokenizer(TOK28), MaskGITSampler(steps=3)).save_pretrained(root / "t28")
+    write_generators(root)
+    make_teacher(tok=TOK28, sampler=MaskGITSampler(steps=3)).save_pretrained(root / "t28")
     return root
 
 

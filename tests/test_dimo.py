@@ -1,34 +1,23 @@
 """Di[M]O (docs/method.md §3): the equations, the distill stage on the shared loop, the one-step student."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 import torch
 
 from softdimo.cli import main
-from softdimo.config import TrainConfig
 from softdimo.distill import (OneStepSampler, OneStepStudent, hybrid_init, jeffreys_gradient, noise_embeddings,
                               sample_weights, surrogate_loss)
 from softdimo.distill.train import DiMOConfig, DistillRunConfig, DistillStage
 from softdimo.errors import CheckpointError, DataError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.mdm import MaskGITSampler
 from softdimo.sample import load_generator
 from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
 from softdimo.train import Tick, train
+from tiny_models import make_teacher, ready, tiny_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TOK8 = VQ_PRESETS["tiny"]  # 1×8×8 → 4×4 grid, K = 16
-
-
-def make_teacher(seed: int = 0, **mdm) -> NativeTeacher:
-    torch.manual_seed(seed)
-    tok = VQTokenizer(TOK8)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size, **mdm)
-    return NativeTeacher(MaskedTransformer(cfg), tok, MaskGITSampler(steps=4, cfg_scale=2.0)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +28,12 @@ def teacher_dir(tmp_path_factory):
 
 
 def run_cfg(teacher_dir, out, steps: int = 3, **dimo) -> DistillRunConfig:
-    return DistillRunConfig(
-        train=TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,
-                          checkpoint_every=0, sample_every=0, log_every=1, seed=3, device="cpu"),
-        teacher=str(teacher_dir), dimo=DiMOConfig(**dimo))
+    return DistillRunConfig(train=tiny_train(steps), teacher=str(teacher_dir), dimo=DiMOConfig(**dimo))
 
 
 def make_stage(teacher_dir, tmp_path, **dimo) -> DistillStage:
     """A set-up stage outside the loop (for direct calls to its losses)."""
-    from softdimo.train.loop import Context, _build_accelerator
-
-    cfg = run_cfg(teacher_dir, tmp_path, **dimo)
-    stage = DistillStage(cfg)
-    stage.setup(Context(cfg=cfg.train, accelerator=_build_accelerator(cfg.train),
-                        generator=torch.Generator().manual_seed(0)))
-    return stage
+    return ready(DistillStage(run_cfg(teacher_dir, tmp_path, **dimo)))
 
 
 # ---------------------------------------------------------------------- equations

@@ -11,17 +11,13 @@ from softdimo.distill.dimo import jeffreys_gradient, surrogate_loss
 from softdimo.distill.gan import (DiscriminatorHead, GANConfig, TeacherDiscriminator, discriminator_loss,
                                   draw_mask_ratios, fake_embeddings, generator_gan_loss, mask_augment, r1_penalty)
 from softdimo.errors import ConfigError, DataError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, mdm_config
+from softdimo.mdm import MDM_PRESETS, MaskedTransformer
 from softdimo.soft import soft_embed
+from tiny_models import make_mdm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 B = 4
-
-
-def make_teacher(seed: int = 0, **overrides) -> MaskedTransformer:
-    torch.manual_seed(seed)
-    return MaskedTransformer(mdm_config("tiny", **overrides)).eval()
 
 
 def real_embeds(mdm: MaskedTransformer, seed: int = 1) -> torch.Tensor:
@@ -46,7 +42,7 @@ def test_config_taps_and_validation():
 
 # ---------------------------------------------------------------------- the discriminator
 def test_backbone_is_not_a_parameter_and_gets_no_update_while_heads_do():
-    mdm = make_teacher()
+    mdm = make_mdm()
     before = {k: v.clone() for k, v in mdm.state_dict().items()}
     disc = TeacherDiscriminator(mdm, GANConfig())
     assert len(disc.heads) == mdm.config.depth == 2
@@ -74,7 +70,7 @@ def test_backbone_is_not_a_parameter_and_gets_no_update_while_heads_do():
 
 
 def test_discriminator_output_shape_and_gradient_to_embeddings():
-    mdm = make_teacher()
+    mdm = make_mdm()
     disc = TeacherDiscriminator(mdm, GANConfig(head_hidden=8, num_taps=1))
     assert disc.layers == [1] and disc.heads[0].fc1.out_features == 8
     x = real_embeds(mdm).detach().requires_grad_(True)
@@ -87,7 +83,7 @@ def test_discriminator_output_shape_and_gradient_to_embeddings():
 
 
 def test_text_teacher_has_no_class_projection():
-    mdm = make_teacher(cond="text", text_dim=8)
+    mdm = make_mdm(cond="text", text_dim=8)
     disc = TeacherDiscriminator(mdm)
     assert all(h.class_emb is None for h in disc.heads)
     cond = mdm.encode_condition(text_features=torch.randn(B, 3, 8))
@@ -95,7 +91,7 @@ def test_text_teacher_has_no_class_projection():
 
 
 def test_generator_gets_gradient_from_both_dimo_and_gan_terms():
-    mdm = make_teacher()
+    mdm = make_mdm()
     disc = TeacherDiscriminator(mdm)
     with torch.no_grad():  # a non-trivial discriminator
         for p in disc.parameters():
@@ -123,7 +119,7 @@ def test_generator_gets_gradient_from_both_dimo_and_gan_terms():
 
 
 def test_fake_embeddings_soft_or_gumbel():
-    mdm = make_teacher()
+    mdm = make_mdm()
     table = mdm.embedding_table().detach()
     z = torch.randn(B, mdm.seq_len, mdm.num_tokens, generator=torch.Generator().manual_seed(0))
     assert torch.equal(fake_embeddings(z, table, GANConfig()), soft_embed(z, table))
@@ -135,7 +131,7 @@ def test_fake_embeddings_soft_or_gumbel():
 # ---------------------------------------------------------------------- mask augmentation
 @pytest.mark.parametrize("r", [0.0, 0.3, 0.95])
 def test_masked_fraction_matches_the_drawn_ratio(r):
-    mdm = make_teacher()
+    mdm = make_mdm()
     x = real_embeds(mdm)
     m = mdm.mask_embedding().detach()
     out, mask = mask_augment(x, m, torch.full((B,), r), torch.Generator().manual_seed(2))
@@ -146,7 +142,7 @@ def test_masked_fraction_matches_the_drawn_ratio(r):
 
 
 def test_per_sample_ratios_and_draws():
-    mdm = make_teacher()
+    mdm = make_mdm()
     r = torch.tensor([0.0, 0.25, 0.5, 1.0])
     _, mask = mask_augment(real_embeds(mdm), mdm.mask_embedding(), r, torch.Generator().manual_seed(0))
     assert mask.sum(1).tolist() == [0, 4, 8, 16]
@@ -192,7 +188,7 @@ def test_native_teacher_bundle_is_unwrapped():
         def __init__(self, mdm):
             self.mdm = mdm
 
-    mdm = make_teacher()
+    mdm = make_mdm()
     disc = TeacherDiscriminator(Bundle(mdm), GANConfig(class_projection=False))
     assert disc.backbone is mdm and all(h.class_emb is None for h in disc.heads)
     assert torch.equal(disc.mask_embedding(), mdm.mask_embedding())

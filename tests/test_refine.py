@@ -1,7 +1,6 @@
 """`softdimo refine` (Soft-Di[M]O, docs/method.md §5): the stage on the shared loop, its ablations and the CLI."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -9,37 +8,27 @@ import torch
 from toy_data import digit_folder
 
 from softdimo.cli import main
-from softdimo.config import DataConfig, TrainConfig
+from softdimo.config import DataConfig
 from softdimo.distill import OneStepStudent
 from softdimo.distill.gan import GANConfig
 from softdimo.distill.refine import RefineRunConfig, RefineStage
-from softdimo.distill.train import DiMOConfig, DistillRunConfig, DistillStage
+from softdimo.distill.train import DiMOConfig
 from softdimo.errors import ConfigError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.mdm import MaskedTransformer
 from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
 from softdimo.train import train
+from tiny_models import ready, tiny_train, write_distilled
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TOK8 = VQ_PRESETS["tiny"]
-
-
-def tiny_train(steps: int) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,
-                       checkpoint_every=0, sample_every=0, log_every=1, seed=3, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny teacher, a 2-step Di[M]O student of it, and a labelled 8×8 image folder."""
     root = tmp_path_factory.mktemp("refine")
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size)
-    NativeTeacher(MaskedTransformer(cfg), VQTokenizer(TOK8), MaskGITSampler(steps=4)).save_pretrained(root / "teacher")
-    dcfg = DistillRunConfig(train=tiny_train(2), teacher=str(root / "teacher"))
-    student = train(DistillStage(dcfg), dcfg.train, root / "distill", progress=False).final_dir
+    teacher, student = write_distilled(root)
     digit_folder(root / "data", per_class=2)
-    return {"teacher": root / "teacher", "student": student, "data": root / "data"}
+    return {"teacher": teacher, "student": student, "data": root / "data"}
 
 
 def refine_cfg(world, steps: int = 2, **kw) -> RefineRunConfig:
@@ -76,10 +65,7 @@ def test_refine_updates_student_and_heads_never_the_teacher(world, tmp_path):
 
 def test_generator_gets_gradient_from_both_terms(world, tmp_path):
     stage = RefineStage(refine_cfg(world))
-    from softdimo.train.loop import Context, _build_accelerator
-
-    stage.setup(Context(cfg=stage.cfg.train, accelerator=_build_accelerator(stage.cfg.train),
-                        generator=torch.Generator().manual_seed(0)))
+    ready(stage)
     grads = {}
     for w_gan in (1.0, 2.0):  # L = L_DiMO + w·L_GAN on the same draws: the two parts separate linearly
         stage.cfg.gan.w_gan = w_gan
@@ -139,10 +125,7 @@ def test_refine_command(world, tmp_path, capsys):
 def test_refine_continues_the_exported_auxiliary(world, tmp_path):
     assert (world["student"] / "aux" / "model.safetensors").is_file()
     stage = RefineStage(refine_cfg(world))
-    from softdimo.train.loop import Context, _build_accelerator
-
-    stage.setup(Context(cfg=stage.cfg.train, accelerator=_build_accelerator(stage.cfg.train),
-                        generator=torch.Generator().manual_seed(0)))
+    ready(stage)
     saved = MaskedTransformer.from_pretrained(world["student"] / "aux").state_dict()
     teacher = stage.teacher.mdm.state_dict()
     assert all(torch.equal(v, saved[k]) for k, v in stage.aux.state_dict().items())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import re
@@ -11,20 +10,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from softdimo.cli import main
-from softdimo.distill import OneStepSampler, OneStepStudent
 from softdimo.errors import DataError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
 from softdimo.report import ReportOptions, build, build_report
 from softdimo.report.document import Table
 from softdimo.report.grids import GridModel, GridSpec, draw
 from softdimo.report.plots import LEFT, HLine, Series, nice_step, svg_plot
 from softdimo.report.schema import ResultsDir, ResultsFile, points
-from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
+from tiny_models import write_generators
 
 FID_EVAL = "fixture-inception"
 TEACHER_CMD = "generators.py --preset fixture-teacher"
@@ -245,18 +240,8 @@ def test_svg_plot_positions_and_log_axes():
     assert nice_step(0.7) == 1 and nice_step(3.2) == 5 and nice_step(12) == 20
 
 
-def _tiny_folders(root: Path) -> tuple[Path, Path]:
-    torch.manual_seed(0)
-    tok = VQ_PRESETS["tiny"]
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=tok.grid, num_tokens=tok.codebook_size)
-    t = NativeTeacher(MaskedTransformer(cfg), VQTokenizer(tok), MaskGITSampler(steps=4, cfg_scale=2.0)).eval()
-    t.save_pretrained(root / "teacher")
-    OneStepStudent(t.mdm, t.tokenizer, OneStepSampler(temperature=2.0)).save_pretrained(root / "student")
-    return root / "teacher", root / "student"
-
-
 def test_grids_same_labels_side_by_side_and_the_printed_command_reproduces_a_strip(tmp_path, one_thread):
-    teacher, student = _tiny_folders(tmp_path)
+    teacher, student = write_generators(tmp_path)
     spec = GridSpec("tiny", "tiny grid", [GridModel("teacher N=2", str(teacher), 2),
                                           GridModel("student", str(student)),
                                           GridModel("broken", str(tmp_path / "nope"))], labels=[3, 1, 4], seed=7)
@@ -279,7 +264,7 @@ def test_grids_same_labels_side_by_side_and_the_printed_command_reproduces_a_str
 
 def test_report_with_grids_embeds_the_strips(results, tmp_path, one_thread):
     ckpt = tmp_path / "ckpt"
-    teacher, student = _tiny_folders(tmp_path / "models")
+    teacher, student = write_generators(tmp_path / "models")
     ckpt.mkdir()
     (ckpt / "teacher-mnist").symlink_to(teacher)
     (ckpt / "dimo-mnist").symlink_to(student)

@@ -1,53 +1,39 @@
 """`softdimo refine` with reward terms (docs/method.md §6): L = dimo_weight·L_DiMO + w_reward·L_reward, no GAN."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 import torch
 
 from softdimo.cli import main
-from softdimo.config import DataConfig, TrainConfig, load_config
+from softdimo.config import DataConfig, load_config
 from softdimo.distill import OneStepStudent
 from softdimo.distill.gan import GANConfig
 from softdimo.distill.refine import RefineRunConfig, RefineStage
 from softdimo.distill.reward import RewardLossConfig, reward_images
-from softdimo.distill.train import DistillRunConfig, DistillStage
 from softdimo.errors import ConfigError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
 from softdimo.rewards import RewardTermConfig
 from softdimo.rewards.attribute import AttributeClassifier, AttributeConfig
 from softdimo.rewards.miniclip import MiniClipConfig, MiniClipImageEncoder
 from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
 from softdimo.train import Tick, train
-from softdimo.train.loop import Context, _build_accelerator
+from tiny_models import ready, tiny_train, write_distilled
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TOK8 = VQ_PRESETS["tiny"]
 TINY_REWARD = dict(channels=(8, 16), convs_per_stage=1, hidden=32, norm_groups=4)
-
-
-def tiny_train(steps: int) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,
-                       checkpoint_every=0, sample_every=0, log_every=1, seed=3, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny class teacher, a 2-step Di[M]O student of it and two tiny (random) in-project rewards."""
     root = tmp_path_factory.mktemp("reward_refine")
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size)
-    NativeTeacher(MaskedTransformer(cfg), VQTokenizer(TOK8), MaskGITSampler(steps=4)).save_pretrained(root / "teacher")
-    dcfg = DistillRunConfig(train=tiny_train(2), teacher=str(root / "teacher"))
-    student = train(DistillStage(dcfg), dcfg.train, root / "distill", progress=False).final_dir
+    teacher, student = write_distilled(root)
     AttributeClassifier(AttributeConfig(**TINY_REWARD)).save_pretrained(root / "attribute")
     MiniClipImageEncoder(MiniClipConfig(**TINY_REWARD)).save_pretrained(root / "miniclip")
     terms = [RewardTermConfig(kind="attribute", path=str(root / "attribute"), normalize="zscore"),
              RewardTermConfig(kind="miniclip", path=str(root / "miniclip"), weight=0.5, normalize="scale", scale=0.1)]
-    return {"teacher": root / "teacher", "student": student, "terms": terms, "root": root}
+    return {"teacher": teacher, "student": student, "terms": terms, "root": root}
 
 
 def reward_cfg(world, steps: int = 2, w_reward: float = 1.0, **kw) -> RefineRunConfig:
@@ -56,12 +42,6 @@ def reward_cfg(world, steps: int = 2, w_reward: float = 1.0, **kw) -> RefineRunC
     data = DataConfig(dataset="folder", root=str(world["root"] / "no-such-images"))
     return RefineRunConfig(train=tiny_train(steps), teacher=str(world["teacher"]), student=str(world["student"]),
                            gan=GANConfig(w_gan=0.0), data=data, reward=reward, **kw)
-
-
-def ready(stage: RefineStage) -> RefineStage:
-    stage.setup(Context(cfg=stage.cfg.train, accelerator=_build_accelerator(stage.cfg.train),
-                        generator=torch.Generator().manual_seed(0)))
-    return stage
 
 
 def test_soft_reward_images_are_decode_soft_of_the_softmax_and_gumbel_decodes_a_hard_draw(world):

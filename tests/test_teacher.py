@@ -3,6 +3,7 @@ the train-teacher stage on the shared loop, `softdimo sample` and `softdimo eval
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 
@@ -18,30 +19,23 @@ from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler, text_en
 from softdimo.mdm.train import TeacherRunConfig, TeacherStage, build
 from softdimo.paths import checkpoint_dir, config_path
 from softdimo.teachers import NativeTeacher, Teacher
-from softdimo.tokenizer import VQ_PRESETS, VQConfig, VQTokenizer
+from softdimo.tokenizer import VQTokenizer
 from softdimo.train import train
+from tiny_models import TOK, TOK28
+from tiny_models import make_teacher as tiny_teacher
 from toy_data import digit_folder as _folder_dataset
 
-TOK8 = VQ_PRESETS["tiny"]  # 1×8×8 → 4×4, K = 16
-TOK28 = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
-                 mid_res_blocks=0, norm_groups=4, codebook_size=16, codebook_dim=4)  # 1×28×28 → 7×7
+TOK8 = TOK  # 1×8×8 → 4×4, K = 16
 FAST = MaskGITSampler(steps=4, temperature=1.0, confidence_noise=1.0, cfg_scale=2.0)
-
+make_teacher = functools.partial(tiny_teacher, sampler=FAST)  # the shared tiny teacher with randomised confidence
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def make_teacher(tok_cfg: VQConfig = TOK8, seed: int = 0, **mdm) -> NativeTeacher:
-    torch.manual_seed(seed)
-    tok = VQTokenizer(tok_cfg)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=tok_cfg.grid, num_tokens=tok_cfg.codebook_size, **mdm)
-    return NativeTeacher(MaskedTransformer(cfg), tok, FAST).eval()
 
 
 @pytest.fixture(scope="module")
 def teacher28_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("teacher28")
-    make_teacher(TOK28).save_pretrained(path)
+    make_teacher(tok=TOK28).save_pretrained(path)
     return path
 
 

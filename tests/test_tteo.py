@@ -1,7 +1,6 @@
 """TTEO and best-of-N (docs/method.md §7): the API, its invariants and `softdimo tteo`."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -9,17 +8,15 @@ import torch
 
 from softdimo.cli import main
 from softdimo.distill import OneStepStudent
-from softdimo.distill.student import OneStepSampler
 from softdimo.errors import DataError
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.mdm import MaskGITSampler
 from softdimo.rewards import CompositeReward, RewardTermConfig, build_composite, zscore_composite
 from softdimo.rewards.attribute import AttributeClassifier, AttributeConfig
-from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
 from softdimo.tteo import TTEOConfig, load_tteo_config, tteo
+from tiny_models import make_teacher
+from tiny_models import make_student as tiny_student
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-TOK8 = VQ_PRESETS["tiny"]
 TINY_REWARD = dict(channels=(8, 16), convs_per_stage=1, hidden=32, norm_groups=4)
 
 
@@ -39,9 +36,8 @@ class Darkness(Brightness):
 
 
 def make_student(cond: str = "class", temperature: float = 1.0, seed: int = 0, **mdm) -> OneStepStudent:
-    torch.manual_seed(seed)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid, num_tokens=TOK8.codebook_size, cond=cond, **mdm)
-    return OneStepStudent(MaskedTransformer(cfg), VQTokenizer(TOK8), OneStepSampler(temperature=temperature)).eval()
+    """The shared tiny student of a ``cond`` teacher, sampling at τ = ``temperature``."""
+    return tiny_student(make_teacher(seed, cond=cond, **mdm), temperature=temperature)
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +155,7 @@ def test_tteo_command_writes_images_and_every_candidates_scores(folders, tmp_pat
     # user mistakes: an existing output, a teacher folder, prompts for a class model
     assert main(args) == 2 and "not empty" in capsys.readouterr().err
     teacher = tmp_path / "teacher"
-    NativeTeacher(MaskedTransformer(dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK8.grid,
-                                                        num_tokens=TOK8.codebook_size)),
-                  VQTokenizer(TOK8), MaskGITSampler(steps=2)).save_pretrained(teacher)
+    make_teacher(sampler=MaskGITSampler(steps=2)).save_pretrained(teacher)
     assert main(["tteo", "--model", str(teacher), "--labels", "1", "--out", str(tmp_path / "t"), reward]) == 2
     assert "one-step student" in capsys.readouterr().err
     assert main(["tteo", "--model", str(folders / "student"), "--prompt", "a photo of a 3",

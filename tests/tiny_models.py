@@ -1,4 +1,12 @@
-"""Tiny teacher/student folders and CLI helpers shared by the fault, bad-input and determinism tests."""
+"""Tiny models, training configs and CLI helpers shared by the tests (one copy of each).
+
+* :func:`make_teacher` / :func:`make_student` / :func:`make_mdm`: random tiny native models;
+* :func:`tiny_train`: the shared loop's config for a few CPU steps;
+* :func:`ready`: a stage set up outside the loop (:func:`softdimo.train.build_context`), for
+  direct calls to its losses;
+* :func:`distill_args`, :func:`run_cli`: the command line in a fresh process;
+* :func:`folder_tensors`, :func:`same_tensors`: bit-identity of exported folders.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -10,20 +18,75 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler
+from softdimo.config import TrainConfig
+from softdimo.distill import OneStepSampler, OneStepStudent
+from softdimo.distill.train import DistillRunConfig, DistillStage
+from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler, mdm_config
 from softdimo.teachers import NativeTeacher
-from softdimo.tokenizer import VQ_PRESETS, VQTokenizer
+from softdimo.tokenizer import VQ_PRESETS, VQConfig, VQTokenizer
+from softdimo.train import build_context, train
 
 TOK = VQ_PRESETS["tiny"]  # 1×8×8 images → 4×4 grid, K = 16
 DIMO_PRESET = "configs/mnist/dimo.yaml"
 
 
-def make_teacher(seed: int = 0, **mdm) -> NativeTeacher:
-    """A random tiny class-conditional teacher (10 classes, 4 sampler steps)."""
+TOK28 = VQConfig(in_channels=1, image_size=28, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
+                 mid_res_blocks=0, norm_groups=4, codebook_size=16, codebook_dim=4)  # 1×28×28 → 7×7, K = 16
+
+
+def make_teacher(seed: int = 0, tok: VQConfig = TOK, sampler: MaskGITSampler | None = None,
+                 **mdm) -> NativeTeacher:
+    """A random tiny teacher (class-conditional, 10 classes, by default 4 sampler steps with CFG 2).
+
+    ``tok``: the tokenizer's config (its grid and K size the MDM); ``mdm``: MDMConfig overrides.
+    """
     torch.manual_seed(seed)
-    tok = VQTokenizer(TOK)
-    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=TOK.grid, num_tokens=TOK.codebook_size, **mdm)
-    return NativeTeacher(MaskedTransformer(cfg), tok, MaskGITSampler(steps=4, cfg_scale=2.0)).eval()
+    vq = VQTokenizer(tok)
+    cfg = dataclasses.replace(MDM_PRESETS["tiny"], grid=tok.grid, num_tokens=tok.codebook_size, **mdm)
+    sampler = sampler if sampler is not None else MaskGITSampler(steps=4, cfg_scale=2.0)
+    return NativeTeacher(MaskedTransformer(cfg), vq, sampler).eval()
+
+
+def make_student(teacher: NativeTeacher | None = None, **sampler) -> OneStepStudent:
+    """A one-step student sharing ``teacher``'s MDM and tokenizer (default: :func:`make_teacher`'s)."""
+    teacher = teacher if teacher is not None else make_teacher()
+    return OneStepStudent(teacher.mdm, teacher.tokenizer, OneStepSampler(**sampler)).eval()
+
+
+def make_mdm(seed: int = 0, **overrides) -> MaskedTransformer:
+    """A random MDM of the ``tiny`` preset (``overrides``: MDMConfig fields), in eval mode."""
+    torch.manual_seed(seed)
+    return MaskedTransformer(mdm_config("tiny", **overrides)).eval()
+
+
+def tiny_train(steps: int, **overrides) -> TrainConfig:
+    """The loop's config for ``steps`` CPU steps of batch 8 (no checkpoints or grids; a log row every step)."""
+    knobs = dict(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,
+                 checkpoint_every=0, sample_every=0, log_every=1, seed=3, device="cpu")
+    return TrainConfig(**{**knobs, **overrides})
+
+
+def ready(stage, seed: int = 0):
+    """``stage`` set up outside the loop (generator seeded ``seed``), for direct calls to its losses."""
+    stage.setup(build_context(stage.cfg.train, seed=seed))
+    return stage
+
+
+def write_generators(root: Path) -> tuple[Path, Path]:
+    """``root/teacher`` (:func:`make_teacher`) and ``root/student`` (its student at τ 2); returns both folders."""
+    root = Path(root)
+    teacher = make_teacher()
+    teacher.save_pretrained(root / "teacher")
+    make_student(teacher, temperature=2.0).save_pretrained(root / "student")
+    return root / "teacher", root / "student"
+
+
+def write_distilled(root: Path) -> tuple[Path, Path]:
+    """``root/teacher`` (4 sampler steps, no CFG) and a 2-step Di[M]O student of it; returns both folders."""
+    root = Path(root)
+    make_teacher(sampler=MaskGITSampler(steps=4)).save_pretrained(root / "teacher")
+    cfg = DistillRunConfig(train=tiny_train(2), teacher=str(root / "teacher"))
+    return root / "teacher", train(DistillStage(cfg), cfg.train, root / "distill", progress=False).final_dir
 
 
 def distill_args(teacher: Path, out: Path, name: str, steps: int = 6, *extra: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import shutil
 import time
 import warnings
@@ -23,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -198,6 +200,20 @@ def _build_accelerator(cfg: TrainConfig) -> Any:
     return accelerator
 
 
+def build_context(cfg: TrainConfig, seed: int | None = None) -> Context:
+    """The :class:`Context` a stage gets from :func:`train`, for set-ups outside the loop too.
+
+    The accelerator of ``cfg`` (device, processes, mixed precision) and the stage's generator,
+    seeded with ``seed`` (default: this process's seed, ``cfg.seed · world + rank``). Notebooks
+    and tests call ``stage.setup(build_context(cfg))`` to use a stage's losses directly.
+    """
+    accelerator = _build_accelerator(cfg)
+    if seed is None:
+        seed = cfg.seed * accelerator.num_processes + accelerator.process_index
+    return Context(cfg=cfg, accelerator=accelerator, generator=torch.Generator().manual_seed(seed),
+                   data_seed=cfg.seed)
+
+
 def enable_gradient_checkpointing(modules: dict[str, nn.Module]) -> int:
     """Call ``enable_gradient_checkpointing()`` on every submodule that has it; return how many did."""
     n = 0
@@ -309,21 +325,16 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
     run_dir = Path(run_dir)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    accelerator = _build_accelerator(cfg)
+    ctx = build_context(cfg)
+    accelerator = ctx.accelerator
     rank, world = accelerator.process_index, accelerator.num_processes
     if cfg.batch_size % (world * cfg.grad_accum):
         raise ConfigError(f"train.batch_size={cfg.batch_size} must be divisible by the number of "
                           f"processes ({world}) times train.grad_accum ({cfg.grad_accum}).")
     process_seed = cfg.seed * world + rank
     torch.manual_seed(process_seed)
-    import random
-
-    import numpy as np
-
     random.seed(process_seed)
     np.random.seed(process_seed % 2**32)
-    ctx = Context(cfg=cfg, accelerator=accelerator,
-                  generator=torch.Generator().manual_seed(process_seed), data_seed=cfg.seed)
     stage.setup(ctx)
     modules = stage.modules()
     if cfg.gradient_checkpointing and not enable_gradient_checkpointing(modules):
