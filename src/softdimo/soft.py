@@ -9,6 +9,9 @@ rewards)::
 
 It is differentiable in z; the hard embedding ``hard_embed(x, E) = E[x]`` is not.
 
+**Gumbel noise** has its one home here (:func:`gumbel_noise`): the token draw x ~ Cat(softmax(z/τ))
+(:func:`sample_tokens`), the MaskGIT sampler and both straight-through baselines use it.
+
 **Gumbel straight-through** (§4.3), the ablation baseline: with g ~ Gumbel(0, 1),
 ``y_soft = softmax((z + g)/τ)`` and ``j* = argmax(z + g)``::
 
@@ -76,20 +79,56 @@ def hard_embed(ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
 def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None = None,
                  device: torch.device | str | None = None) -> torch.Tensor:
-    """g = −log(−log u), u ~ U(0, 1): standard Gumbel(0, 1) noise (float32), drawn with ``generator``."""
+    """g = −log(−log u), u ~ U(0, 1) clamped to [1e-20, 1 − 1e-7]: standard Gumbel(0, 1) noise (float32).
+
+    u is drawn with ``generator`` on the generator's device (without one: on ``device``) and moved
+    to ``device`` (default: that same device) before the transform. The one Gumbel draw of the
+    package: the MaskGIT sampler's token draws and confidences, :func:`sample_tokens` and the
+    straight-through baselines all call it, so one seed gives one set of draws everywhere.
+    """
     gen_dev = generator.device if generator is not None else (device or "cpu")
-    u = torch.rand(shape, generator=generator, device=gen_dev).clamp(1e-20, 1.0 - 1e-7)
-    return (-torch.log(-torch.log(u))).to(device or gen_dev)
+    u = torch.rand(shape, generator=generator, device=gen_dev).to(device or gen_dev)
+    return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+
+
+def sample_tokens(logits: torch.Tensor, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Independent draws ``x^i ~ Cat(softmax(z^i / τ))`` per position (τ = 0: argmax); no gradient.
+
+    The Gumbel-max trick: ``argmax(z/τ + g)`` with g from :func:`gumbel_noise` (docs/method.md §3.3).
+    """
+    if temperature < 0:
+        raise DataError(f"temperature must be ≥ 0, got {temperature}.")
+    logits = logits.detach().float()
+    if temperature == 0:
+        return logits.argmax(-1)
+    return (logits / temperature + gumbel_noise(logits.shape, generator, logits.device)).argmax(-1)
+
+
+def _gumbel_softmax(logits: torch.Tensor, num_tokens: int, tau: float,
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The noisy logits z + g over the K image tokens and y_soft = softmax((z + g)/τ) (§4.3)."""
+    _check_temperature(tau)
+    z = _image_logits(logits, num_tokens).float()
+    noisy = z + gumbel_noise(z.shape, generator, device=z.device)
+    return noisy, torch.softmax(noisy / tau, dim=-1)
 
 
 def gumbel_straight_through(logits: torch.Tensor, table: torch.Tensor, tau: float = 1.0,
                             generator: torch.Generator | None = None) -> torch.Tensor:
     """§4.3: forward E[argmax(z + g)] exactly; backward the gradient of softmax((z + g)/τ) @ E."""
-    _check_temperature(tau)
-    z = _image_logits(logits, table.shape[0]).float()
-    noisy = z + gumbel_noise(z.shape, generator, device=z.device)
-    soft = torch.softmax(noisy / tau, dim=-1).to(table.dtype) @ table
+    noisy, y_soft = _gumbel_softmax(logits, table.shape[0], tau, generator)
+    soft = y_soft.to(table.dtype) @ table
     return hard_embed(noisy.argmax(-1), table) + (soft - soft.detach())
+
+
+def gumbel_straight_through_probs(logits: torch.Tensor, num_tokens: int, tau: float = 1.0,
+                                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """§4.3 on token probabilities: ``y_hard − sg(y_soft) + y_soft`` [B, L, K], one-hot forward (the
+    draw argmax(z + g)), the gradient of y_soft = softmax((z + g)/τ) backward (e.g. into ``decode_soft``)."""
+    noisy, y_soft = _gumbel_softmax(logits, num_tokens, tau, generator)
+    y_hard = F.one_hot(noisy.argmax(-1), num_tokens).to(y_soft.dtype)
+    return y_hard - y_soft.detach() + y_soft
 
 
 # ---------------------------------------------------------------------- diagnostics (§4.2)
@@ -148,5 +187,6 @@ def soft_diagnostics(logits: torch.Tensor, table: torch.Tensor, f: EmbeddingFn |
     return out
 
 
-__all__ = ["soft_probs", "soft_embed", "hard_embed", "gumbel_noise", "gumbel_straight_through", "token_entropy",
+__all__ = ["soft_probs", "soft_embed", "hard_embed", "gumbel_noise", "sample_tokens", "gumbel_straight_through",
+           "gumbel_straight_through_probs", "token_entropy",
            "token_pmax", "embedding_covariance_trace", "soft_hard_gap", "soft_diagnostics", "EmbeddingFn"]

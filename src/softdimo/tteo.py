@@ -41,6 +41,8 @@ import torch
 
 from .errors import DataError
 from .rewards.base import CompositeReward, RewardTermConfig, zscore_composite
+from .rewards.inputs import label_prompts
+from .soft import sample_tokens, soft_probs
 
 
 def default_reward_terms() -> list[RewardTermConfig]:
@@ -101,10 +103,6 @@ def tteo(student: Any, rewards: CompositeReward, labels: Sequence[int] | torch.T
          select: CompositeReward | None = None, sampler: Any = None, soft_temperature: float = 1.0,
          generator: torch.Generator | None = None) -> TTEOResult:
     """TTEO + best-of-N for a one-step student (module docstring). ``student``'s weights never change."""
-    from .distill.dimo import sample_tokens
-    from .rewards.inputs import label_prompts
-    from .soft import soft_probs
-
     if iters < 0 or best_of < 1 or lr < 0:
         raise DataError(f"tteo needs iters ≥ 0, best_of ≥ 1 and lr ≥ 0; got {iters}, {best_of}, {lr}.")
     sampler = sampler or student.sampler

@@ -33,6 +33,7 @@ import torch
 
 from ..errors import DataError
 from ..mdm.masking import exact_count_mask
+from ..soft import sample_tokens  # the token draw x ~ Cat(softmax(z/τ)) (§3.3), re-exported
 
 Weighting = Literal["none", "dmd"]
 SigmaScale = Literal["absolute", "embedding"]  # σ·ε in absolute units, or relative to the embeddings' rms
@@ -76,20 +77,6 @@ def embedding_rms(model) -> torch.Tensor:
     rows = -(-k // length)
     ids = (torch.arange(rows * length) % k).reshape(rows, length).to(model.embedding_table().device)
     return model.embed(ids).float().pow(2).mean().sqrt()
-
-
-def sample_tokens(logits: torch.Tensor, temperature: float = 1.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Independent draws ``x^i ~ Cat(softmax(z^i / τ))`` per position (τ = 0: argmax); no gradient."""
-    if temperature < 0:
-        raise DataError(f"temperature must be ≥ 0, got {temperature}.")
-    logits = logits.detach().float()
-    if temperature == 0:
-        return logits.argmax(-1)
-    gen_dev = generator.device if generator is not None else logits.device
-    u = torch.rand(logits.shape, generator=generator, device=gen_dev).to(logits.device)
-    gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
-    return (logits / temperature + gumbel).argmax(-1)
 
 
 def jeffreys_gradient(teacher_logits: torch.Tensor, aux_logits: torch.Tensor, beta: float) -> torch.Tensor:

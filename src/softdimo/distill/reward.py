@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from ..rewards.base import CompositeReward, RewardTermConfig
-from ..soft import gumbel_noise, soft_probs
+from ..soft import gumbel_straight_through_probs, soft_probs
 
 
 @dataclass
@@ -54,11 +54,7 @@ def reward_images(bundle, logits: torch.Tensor, cfg: RewardLossConfig,
     """
     k = int(bundle.num_tokens)
     if cfg.embedding == "gumbel":
-        z = logits[..., :k].float()
-        noisy = z + gumbel_noise(z.shape, generator, device=z.device)
-        y_soft = torch.softmax(noisy / cfg.gumbel_tau, dim=-1)
-        y_hard = torch.nn.functional.one_hot(noisy.argmax(-1), k).to(y_soft.dtype)
-        p = y_hard - y_soft.detach() + y_soft
+        p = gumbel_straight_through_probs(logits, k, cfg.gumbel_tau, generator)
     else:
         p = soft_probs(logits, cfg.temperature, num_tokens=k)
     return bundle.decode_soft(p)

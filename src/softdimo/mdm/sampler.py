@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DataError
+from ..soft import gumbel_noise
 from .masking import SCHEDULES, ScheduleName, commit_counts
 
 
@@ -121,7 +122,6 @@ class MaskGITSampler:
         length, k_img, mask_id = h * w, int(model.num_tokens), int(model.mask_id)
         counts = commit_counts(self.schedule, self.steps, length)
         device = model.embedding_table().device
-        gen_dev = generator.device if generator is not None else device
         was_training = getattr(model, "training", False)
         if hasattr(model, "eval"):
             model.eval()
@@ -134,13 +134,10 @@ class MaskGITSampler:
                 if tau == 0:
                     cand = logits.argmax(-1)
                 else:
-                    u = torch.rand(logits.shape, generator=generator, device=gen_dev).to(device)
-                    gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
-                    cand = (logits / tau + gumbel).argmax(-1)
+                    cand = (logits / tau + gumbel_noise(logits.shape, generator, device)).argmax(-1)
                 conf = logp.gather(-1, cand[..., None])[..., 0].clamp(min=-1e4)
                 if g > 0:
-                    u = torch.rand(conf.shape, generator=generator, device=gen_dev).to(device)
-                    conf = conf + g * -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+                    conf = conf + g * gumbel_noise(conf.shape, generator, device)
                 masked = ids == mask_id
                 conf = conf.masked_fill(~masked, float("-inf"))
                 pick = conf.topk(n, dim=-1).indices  # n ≤ masked count in every row
