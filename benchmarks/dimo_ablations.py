@@ -38,7 +38,7 @@ from softdimo.data import build_dataset
 from softdimo.distill import OneStepStudent
 from softdimo.distill.diagnostics import collapse_diagnostics
 from softdimo.distill.train import AUX_DIR, resolve_teacher
-from softdimo.eval.api import evaluate
+from softdimo.evaluate import evaluate
 from softdimo.mdm import MaskedTransformer
 from softdimo.results import git_commit, now, write_results
 from softdimo.sample import SamplingOptions

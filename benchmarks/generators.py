@@ -8,7 +8,7 @@
         --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
     python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world
 
-Every row is scored with :func:`softdimo.eval.api.evaluate` (the ``softdimo eval`` code path: the
+Every row is scored with :func:`softdimo.evaluate.evaluate` (the ``softdimo eval`` code path: the
 generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
 
 ``teacher_mnist``: FID and precision/recall (standard Inception, k = 3) of N generated images against
@@ -39,19 +39,17 @@ its defaults in :data:`PRESETS`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from softdimo.config import DataConfig, to_dict
-from softdimo.eval import api
-from softdimo.eval.api import Batch, GeneratorSource, evaluate
+from softdimo.evaluate import evaluate
 from softdimo.eval.speed import SpeedResult, measure_speed
 from softdimo.results import now, write_results
 from softdimo.sample import (ImageGenerator, SamplingOptions, conditions_for, heldout_prompts_interleaved,
@@ -88,43 +86,6 @@ def _check_labels(rows: Sequence[Row]) -> None:
         raise ValueError(f"row labels must be unique; repeated: {dup}")
 
 
-class _PromptListSource(GeneratorSource):
-    """A text generator drawing a fixed prompt list (cycled), not the whole held-out set."""
-
-    def __init__(self, path: Path, generator: Any, metadata: list[dict[str, Any]]):
-        super().__init__(path, generator)
-        self.metadata = metadata
-        self.name += f"[first {len(metadata)} held-out prompts]"
-
-    def batches(self, num: int, batch_size: int, seed: int) -> Iterator[Batch]:
-        conds = conditions_for(self.gen, num, prompts=[m["prompt"] for m in self.metadata], metadata=self.metadata)
-        g = torch.Generator().manual_seed(seed)
-        for i in range(0, num, batch_size):
-            c = conds.slice(i, min(num, i + batch_size))
-            x = self.gen.generate(labels=c.labels, prompts=c.prompts, options=self.sampling, generator=g)
-            yield Batch(x.float().cpu(), c.metadata)
-
-
-@contextlib.contextmanager
-def _prompt_list(metadata: list[dict[str, Any]] | None) -> Iterator[None]:
-    """While active, text generator folders opened by ``evaluate`` draw ``metadata``'s prompts."""
-    if metadata is None:
-        yield
-        return
-
-    def loader(path: Path, data: DataConfig) -> api.ImageSource | None:
-        if read_kind(path) is None:
-            return None
-        gen = load_generator(path, _device())
-        return _PromptListSource(path, gen, metadata) if gen.cond_kind == "text" else GeneratorSource(path, gen)
-
-    api.GENERATOR_LOADERS.insert(0, loader)
-    try:
-        yield
-    finally:
-        api.GENERATOR_LOADERS.remove(loader)
-
-
 def run_rows(rows: list[Row], metrics: Sequence[str], num: int, data: DataConfig, seed: int,
              progress: bool = True, prompts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """``evaluate`` every row (same metrics, N, data and seed); one result dict per row.
@@ -137,8 +98,8 @@ def run_rows(rows: list[Row], metrics: Sequence[str], num: int, data: DataConfig
     _check_labels(rows)
     out = []
     for k, row in enumerate(rows, 1):
-        with _prompt_list(prompts):
-            res = evaluate(row.model, list(metrics), num, data, seed=seed, progress=progress, sampling=row.options)
+        res = evaluate(row.model, list(metrics), num, data, seed=seed, progress=progress, sampling=row.options,
+                       prompts=prompts)
         res["eval_seconds"] = res.pop("seconds")
         out.append({"label": row.label, "model": row.model, "options": dataclasses.asdict(row.options), **res})
         shown = {m: round(res[m], 4) for m in ("fid", "precision", "recall", "geneval") if m in res}

@@ -42,7 +42,7 @@ from generators import Row, best_temperature, mnist_floor, run_rows  # noqa: E40
 
 from softdimo.config import DataConfig, load_config  # noqa: E402
 from softdimo.distill import OneStepStudent  # noqa: E402
-from softdimo.eval.api import evaluate  # noqa: E402
+from softdimo.evaluate import evaluate  # noqa: E402
 from softdimo.paths import project_root  # noqa: E402
 from softdimo.pretrained import load_tensors  # noqa: E402
 from softdimo.results import now, write_results  # noqa: E402

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generators import GENEVAL_EVALUATOR, _per_tag, world_prompts  # noqa: E402
 
 from softdimo.config import DataConfig, to_dict  # noqa: E402
-from softdimo.eval import api  # noqa: E402
+from softdimo.classifier import load_shipped_classifier  # noqa: E402
 from softdimo.eval.fid import extract_features, fid_from_features  # noqa: E402
 from softdimo.eval.geneval import GenEvalScorer  # noqa: E402
 from softdimo.eval.inception import InceptionFeatures  # noqa: E402
@@ -148,7 +148,7 @@ class Scorer:
         clip_term = next(t for t in self.terms if t.kind == "miniclip")
         self.clip = build_reward(dataclasses.replace(clip_term, normalize="none"), device).eval()
         self.clip_path = clip_term.path
-        self.geneval = GenEvalScorer(api._classifier())
+        self.geneval = GenEvalScorer(load_shipped_classifier())
         self.inception = InceptionFeatures(device=device)
         data = DataConfig(dataset="world")
         self.reference = f"{dataset_id(data)}:test[:{num}]"

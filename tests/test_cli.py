@@ -90,7 +90,7 @@ def test_two_process_evaluation_shares_the_sampling(tmp_path):
     import torch
 
     from softdimo.classifier import DigitClassifier
-    from softdimo.eval.api import GeneratorSource
+    from softdimo.evaluate import GeneratorSource
     from softdimo.eval.domain import classifier_score
     from softdimo.eval.shard import gather_in_order, shard_starts
     from softdimo.mdm import MaskGITSampler

@@ -12,7 +12,7 @@ import torch
 from softdimo.cli import main
 from softdimo.config import DataConfig
 from softdimo.distill import OneStepStudent
-from softdimo.eval.api import evaluate
+from softdimo.evaluate import evaluate
 from softdimo.mdm import MaskGITSampler
 from softdimo.sample import conditions_for, generate_images, load_generator
 from tiny_models import TOK28, distill_args, folder_tensors, make_teacher, run_cli, same_tensors, write_generators
@@ -89,7 +89,7 @@ class LabelImages:
 def test_sharded_evaluation_sampling_keeps_every_condition_in_order():
     from pathlib import Path
 
-    from softdimo.eval.api import GeneratorSource
+    from softdimo.evaluate import GeneratorSource
     from softdimo.eval.shard import draw, gather_in_order, shard_starts
 
     src = GeneratorSource(Path("x"), LabelImages())

@@ -7,7 +7,7 @@ import torch
 from softdimo.cli import main
 from softdimo.data.world import heldout_prompts, render_prompt
 from softdimo.errors import DataError
-from softdimo.eval.api import evaluate
+from softdimo.evaluate import evaluate
 from softdimo.imageio import save_image
 
 

@@ -16,7 +16,7 @@ from softdimo.cli import main
 from softdimo.config import DataConfig, TrainConfig
 from softdimo.errors import CheckpointError, ConfigError, DataError
 from softdimo.mdm import MDM_PRESETS, MaskedTransformer, MaskGITSampler, text_encoder_available
-from softdimo.mdm.train import TeacherRunConfig, TeacherStage, build
+from softdimo.teachers.train import TeacherRunConfig, TeacherStage, build
 from softdimo.paths import checkpoint_dir, config_path
 from softdimo.teachers import NativeTeacher, Teacher
 from softdimo.tokenizer import VQTokenizer
@@ -236,7 +236,7 @@ def test_train_text_teacher_command(tmp_path, capsys):
 
 
 def test_tokenize_dataset_and_disk_cache(tmp_path, monkeypatch):
-    import softdimo.mdm.train as mt
+    import softdimo.tokenizer.cache as mt
     from softdimo.data import ArrayDataset
 
     tok = VQTokenizer(TOK8).eval()
@@ -325,7 +325,7 @@ def test_eval_command_on_a_teacher(teacher28_dir, tmp_path, capsys):
 
 @needs_classifier
 def test_evaluate_sampling_override(teacher28_dir):
-    from softdimo.eval.api import evaluate, open_source
+    from softdimo.evaluate import evaluate, open_source
     from softdimo.sample import SamplingOptions
 
     out = evaluate(str(teacher28_dir), ["classifier_score"], 4, batch_size=4, progress=False,

@@ -38,7 +38,7 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                                     "train the VQ tokenizer (encode / decode / decode_soft)"),
     "train-classifier": TrainCommand("softdimo.classifier.train", "ClassifierRunConfig",
                                      "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
-    "train-teacher": TrainCommand("softdimo.mdm.train", "TeacherRunConfig",
+    "train-teacher": TrainCommand("softdimo.teachers.train", "TeacherRunConfig",
                                   "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
     "train-reward": TrainCommand("softdimo.rewards.train", "RewardRunConfig",
                                  "train an in-project reward network (mini-CLIP or attribute classifier)"),
@@ -94,7 +94,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .config import DataConfig, to_dict
-    from .eval.api import evaluate
+    from .evaluate import evaluate
     from .results import now, write_results
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]

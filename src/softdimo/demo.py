@@ -132,7 +132,7 @@ def _train(command: str, preset: str, name: str, out_dir: Path, budget: DemoBudg
 
 def _evaluate(model: str | Path, metrics: list[str], num: int, dataset: str, progress: bool,
               **sampling: Any) -> dict[str, Any]:
-    from .eval.api import evaluate
+    from .evaluate import evaluate
     from .sample import SamplingOptions
 
     return evaluate(str(model), metrics, num, DataConfig(dataset=dataset), progress=progress,

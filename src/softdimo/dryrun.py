@@ -256,7 +256,7 @@ def _micro_batch(train: Any) -> int:
 
 def plan_teacher_training(cfg: Any) -> MemoryPlan:
     """``train-teacher``: the MDM trains (Adam + EMA); the tokenizer (and MiniLM) are frozen."""
-    from .mdm.train import resolve_tokenizer
+    from .teachers.train import resolve_tokenizer
 
     t = meta_native_mdm(cfg.model, resolve_tokenizer(cfg.tokenizer))
     b, dtype = _micro_batch(cfg.train), autocast_dtype(cfg.train.mixed_precision)

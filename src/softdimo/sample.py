@@ -1,10 +1,11 @@
 """`softdimo sample`: images from a generator folder (an N-step teacher or a one-step student).
 
-A *generator folder* is recognised by its manifest (a JSON file named in :data:`MANIFEST_FILES`
-whose ``"kind"`` is a key of :data:`GENERATOR_KINDS`). Each kind registers a loader that returns
-an :class:`ImageGenerator`: something that turns labels or prompts into images in [0, 1] under
-:class:`SamplingOptions` (steps, CFG scale, temperature; None = the model's own default). A
-one-step student plugs in by adding its manifest name and kind; nothing else here changes.
+A *generator folder* is recognised by its manifest kind (``teacher.json`` / ``student.json``, or
+a diffusers aMUSEd folder), which the one registry of model kinds
+(:mod:`softdimo.teachers.registry`) maps to the class that loads it. :func:`load_generator` wraps
+the model as an :class:`ImageGenerator`: something that turns labels or prompts into images in
+[0, 1] under :class:`SamplingOptions` (steps, CFG scale, temperature; None = the model's own
+default). A new kind registered there is sampled here without any change.
 
 What is sampled (:func:`conditions_for`):
 
@@ -26,15 +27,22 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 
-from .errors import CheckpointError, DataError, SoftdimoError
+from tqdm.auto import tqdm
 
-MANIFEST_FILES: list[str] = ["teacher.json", "student.json"]  # manifests that mark a generator folder
+from .data import heldout_prompts_interleaved, read_prompts_file
+from .errors import DataError, SoftdimoError
+from .imageio import make_grid, save_image
+from .pretrained import atomic_write_bytes
+from .teachers import StudentRole
+from .teachers.registry import manifest_files, model_class, read_kind
+
 DEFAULT_NUM = 16
 _OWN_FILE = re.compile(r"^\d{6}\.png$")
 
@@ -122,82 +130,8 @@ class StudentGenerator:
         return {"sampler": "OneStepSampler", "steps": 1, "cfg_scale": 1.0, **asdict(self.sampler(options))}
 
 
-def _load_native_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .teachers import NativeTeacher
-
-    return TeacherGenerator(NativeTeacher.from_pretrained(path, map_location=device))
-
-
-def _load_student(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .distill import OneStepStudent
-
-    return StudentGenerator(OneStepStudent.from_pretrained(path, map_location=device))
-
-
-def _load_amused_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .teachers.amused import KIND, AmusedTeacher
-
-    gen = TeacherGenerator(AmusedTeacher.from_pretrained(path, map_location=device))
-    gen.kind = KIND
-    return gen
-
-
-def _load_amused_student(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .teachers.amused import STUDENT_KIND, AmusedStudent
-
-    gen = StudentGenerator(AmusedStudent.from_pretrained(path, map_location=device))
-    gen.kind = STUDENT_KIND
-    return gen
-
-
-def _load_maskgit_teacher(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .teachers.maskgit import KIND, MaskGITTeacher
-
-    gen = TeacherGenerator(MaskGITTeacher.from_pretrained(path, map_location=device))
-    gen.kind = KIND
-    return gen
-
-
-def _load_maskgit_student(path: Path, device: str | torch.device) -> ImageGenerator:
-    from .teachers.maskgit import STUDENT_KIND, MaskGITStudent
-
-    gen = StudentGenerator(MaskGITStudent.from_pretrained(path, map_location=device))
-    gen.kind = STUDENT_KIND
-    return gen
-
-
-# manifest kind -> loader(path, device); an aMUSEd folder (no manifest) reads as "amused-teacher"
-GENERATOR_KINDS: dict[str, Callable[[Path, Any], ImageGenerator]] = {"native-teacher": _load_native_teacher,
-                                                                      "dimo-student": _load_student,
-                                                                      "amused-teacher": _load_amused_teacher,
-                                                                      "amused-student": _load_amused_student,
-                                                                      "maskgit-teacher": _load_maskgit_teacher,
-                                                                      "maskgit-student": _load_maskgit_student}
-
-
-def read_kind(path: str | Path) -> str | None:
-    """The ``"kind"`` of the generator manifest in ``path`` (None: no manifest, not a generator folder)."""
-    path = Path(path)
-    if not path.is_dir():
-        return None
-    for name in MANIFEST_FILES:
-        f = path / name
-        if f.is_file():
-            try:
-                data = json.loads(f.read_text())
-            except json.JSONDecodeError as e:
-                raise CheckpointError(f"{f} is not valid JSON ({e}); the model folder is corrupt.") from e
-            kind = data.get("kind") if isinstance(data, dict) else None
-            if not isinstance(kind, str):
-                raise CheckpointError(f"{f} has no \"kind\"; the model folder is corrupt.")
-            return kind
-    from .teachers.amused import KIND as AMUSED_KIND, is_amused_folder
-
-    return AMUSED_KIND if is_amused_folder(path) else None
-
-
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> ImageGenerator:
-    """Load the generator folder ``path`` by its manifest kind."""
+    """Load the generator folder ``path`` by its manifest kind (:mod:`softdimo.teachers.registry`)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"--model {path} does not exist. Pass a teacher folder (train-teacher's "
@@ -206,11 +140,11 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Imag
     if kind is None:
         what = "a single model (tokenizer/classifier?)" if (path / "config.json").is_file() else "no manifest"
         raise SoftdimoError(f"{path} is not a generator folder softdimo can sample from ({what}; expected "
-                            f"one of {', '.join(MANIFEST_FILES)}). Pass a teacher or student folder.")
-    if kind not in GENERATOR_KINDS:
-        raise SoftdimoError(f"{path} holds a '{kind}', which softdimo cannot sample from; known kinds: "
-                            f"{', '.join(GENERATOR_KINDS)}.")
-    return GENERATOR_KINDS[kind](path, device)
+                            f"one of {', '.join(manifest_files())}). Pass a teacher or student folder.")
+    model = model_class(kind, path).from_pretrained(path, map_location=device)
+    gen = StudentGenerator(model) if isinstance(model, StudentRole) else TeacherGenerator(model)
+    gen.kind = kind
+    return gen
 
 
 # ---------------------------------------------------------------------- conditions
@@ -235,21 +169,6 @@ def _cycle(items: list, num: int) -> list:
     return [items[i % len(items)] for i in range(num)]
 
 
-def heldout_prompts_interleaved() -> list[dict[str, Any]]:
-    """The digit world's held-out prompts with the tags interleaved (prompt i has tag i mod 6).
-
-    The committed file lists its prompts tag by tag; interleaving makes every prefix balanced
-    over the six GenEval tags, so ``--num N`` below the file's length still covers all of them.
-    """
-    from .data import heldout_prompts
-
-    by_tag: dict[str, list[dict[str, Any]]] = {}
-    for m in heldout_prompts():
-        by_tag.setdefault(m["tag"], []).append(m)
-    groups = list(by_tag.values())
-    return [g[i] for i in range(max(len(g) for g in groups)) for g in groups if i < len(g)]
-
-
 def parse_labels(text: str) -> list[int]:
     """``"0,1,2"`` → [0, 1, 2]."""
     try:
@@ -259,28 +178,6 @@ def parse_labels(text: str) -> list[int]:
     if not labels:
         raise DataError("--labels is empty; give comma-separated integers, e.g. --labels 0,1,2.")
     return labels
-
-
-def read_prompts_file(path: str | Path) -> tuple[list[str], list[dict[str, Any]] | None]:
-    """Prompts (and GenEval metadata for ``.jsonl``) from a file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"--prompts-file {path} does not exist.")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
-        raise DataError(f"--prompts-file {path} holds no prompts.")
-    if path.suffix.lower() != ".jsonl":
-        return [ln.strip() for ln in lines], None
-    meta = []
-    for k, ln in enumerate(lines, 1):
-        try:
-            m = json.loads(ln)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {k} is not valid JSON ({e}).") from e
-        if not isinstance(m, dict) or not isinstance(m.get("prompt"), str) or not m["prompt"].strip():
-            raise DataError(f"{path} line {k}: each line must be a JSON object with a non-empty \"prompt\".")
-        meta.append(m)
-    return [m["prompt"] for m in meta], meta
 
 
 def conditions_for(gen: ImageGenerator, num: int | None = None, labels: Sequence[int] | None = None,
@@ -324,8 +221,6 @@ def conditions_for(gen: ImageGenerator, num: int | None = None, labels: Sequence
 def generate_images(gen: ImageGenerator, conds: Conditions, options: SamplingOptions | None = None,
                     seed: int = 0, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
     """All images of ``conds`` (CPU, [N, C, H, W] in [0, 1]), drawn in batches from one seeded generator."""
-    from tqdm.auto import tqdm
-
     g = torch.Generator().manual_seed(seed)
     out = []
     n = len(conds)
@@ -355,9 +250,6 @@ def check_output(out: str | Path, overwrite: bool) -> Path:
 def write_outputs(images: torch.Tensor, out: str | Path, conds: Conditions, info: dict[str, Any],
                   overwrite: bool = False, nrow: int | None = None) -> list[Path]:
     """A grid PNG (``out`` ends in .png) or a folder of PNGs + samples.json (+ metadata.jsonl)."""
-    from .imageio import make_grid, save_image
-    from .pretrained import atomic_write_bytes
-
     out = check_output(out, overwrite)
     if out.suffix.lower() == ".png":
         if nrow is None:
@@ -398,8 +290,6 @@ class SampleRequest:
 
 def run_sample(req: SampleRequest, progress: bool = True) -> dict[str, Any]:
     """Load the generator, draw the images and write them; returns a summary."""
-    import time
-
     if sum(x is not None for x in (req.labels, req.prompts, req.prompts_file)) > 1:
         raise DataError("give at most one of --labels, --prompts and --prompts-file.")
     if req.batch_size < 1:
@@ -421,7 +311,6 @@ def run_sample(req: SampleRequest, progress: bool = True) -> dict[str, Any]:
             "kind": gen.kind, **gen.describe(req.options)}
 
 
-__all__ = ["SamplingOptions", "ImageGenerator", "TeacherGenerator", "StudentGenerator", "GENERATOR_KINDS", "MANIFEST_FILES",
-           "read_kind", "load_generator", "Conditions", "conditions_for", "heldout_prompts_interleaved",
+__all__ = ["SamplingOptions", "ImageGenerator", "TeacherGenerator", "StudentGenerator", "read_kind", "load_generator", "Conditions", "conditions_for", "heldout_prompts_interleaved",
            "parse_labels", "read_prompts_file",
            "generate_images", "check_output", "write_outputs", "SampleRequest", "run_sample"]

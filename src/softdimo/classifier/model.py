@@ -23,7 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataError
+from ..paths import checkpoint_dir
 from ..pretrained import PretrainedMixin
+
+SHIPPED = "classifier-mnist"  # the shipped classifier under checkpoints/
 
 
 @dataclass
@@ -121,4 +124,9 @@ class DigitClassifier(nn.Module, PretrainedMixin):
         return torch.cat(out) if out else torch.empty(0, self.config.num_classes)
 
 
-__all__ = ["ClassifierConfig", "DigitClassifier"]
+def load_shipped_classifier() -> DigitClassifier:
+    """The shipped digit classifier (``checkpoints/classifier-mnist``) in eval mode: the evaluators' network."""
+    return DigitClassifier.from_pretrained(checkpoint_dir(SHIPPED)).eval()
+
+
+__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED", "load_shipped_classifier"]

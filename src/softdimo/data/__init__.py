@@ -12,6 +12,7 @@ from .dataset import SPLITS, ArrayDataset, ImageDataset, Split, check_split
 from .fashion import load_fashion
 from .folder import load_folder
 from .mnist import load_mnist
+from .prompts import heldout_prompts_interleaved, read_prompts_file
 from .world import (BACKGROUND, COLORS, WorldDataset, generate_heldout_prompts, heldout_prompts,
                     load_world, relation_holds, relative_position, render_prompt)
 
@@ -38,4 +39,4 @@ def build_dataset(cfg: DataConfig, split: Split) -> ImageDataset:
 
 __all__ = ["build_dataset", "ImageDataset", "ArrayDataset", "WorldDataset", "DATASETS", "SPLITS", "Split",
            "BACKGROUND", "COLORS", "render_prompt", "relation_holds", "relative_position",
-           "heldout_prompts", "generate_heldout_prompts"]
+           "heldout_prompts", "generate_heldout_prompts", "heldout_prompts_interleaved", "read_prompts_file"]

@@ -6,7 +6,8 @@ teacher φ, the student θ and the auxiliary ψ.
 * **Initial state** (§3.2): ``hybrid_init`` fills the L positions with uniformly random image
   tokens in [0, K) and masks exactly ``max(1, round(r_init·L))`` of them (random permutation);
   ``noise_embeddings`` perturbs the student's input embeddings, variance-preserving:
-  ``ê = √(1−σ²)·e + σ·ε`` (before the positional embeddings, mask tokens included).
+  ``ê = √(1−σ²)·e + σ·ε`` (before the positional embeddings, mask tokens included). They live
+  with the one-step sampler (:mod:`softdimo.mdm.onestep`) and are re-exported here.
 * **Generalised Jeffreys gradient** (§3.5, Eq. 8 of the Di[M]O paper), per masked position, with
   respect to the logits, for ``D_β = (1−β)·FKL(p_φ‖p_ψ) + β·RKL``::
 
@@ -26,57 +27,15 @@ teacher φ, the student θ and the auxiliary ψ.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 
 from ..errors import DataError
-from ..mdm.masking import exact_count_mask
+from ..mdm.onestep import SigmaScale, embedding_rms, hybrid_init, noise_embeddings  # §3.2, re-exported
 from ..soft import sample_tokens  # the token draw x ~ Cat(softmax(z/τ)) (§3.3), re-exported
 
 Weighting = Literal["none", "dmd"]
-SigmaScale = Literal["absolute", "embedding"]  # σ·ε in absolute units, or relative to the embeddings' rms
-
-
-def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: float | torch.Tensor,
-                generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """x_init [B, L]: uniform random tokens in [0, K) with exactly max(1, round(r·L)) masks per row (§3.2)."""
-    gen_dev = generator.device if generator is not None else device
-    ids = torch.randint(0, num_tokens, (batch, length), generator=generator, device=gen_dev)
-    mask = exact_count_mask(batch, length, r_init, generator=generator, device=gen_dev)
-    return torch.where(mask, torch.full_like(ids, mask_id), ids).to(device)
-
-
-def noise_embeddings(embeds: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
-                     scale: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Variance-preserving perturbation √(1−σ²)·e + σ·s·ε, ε ~ N(0, I) (§3.2); σ = 0 returns ``embeds``.
-
-    ``s`` (``scale``) is the per-dimension scale of the embeddings the noise is measured against:
-    1 is the released code's absolute σ (its embeddings are N(0, 1)); :func:`embedding_rms` makes σ
-    relative to a table of any scale (``dimo.sigma_scale="embedding"``).
-    """
-    if not 0.0 <= sigma <= 1.0:
-        raise DataError(f"the embedding noise σ must be in [0, 1], got {sigma}.")
-    if sigma == 0.0:
-        return embeds
-    gen_dev = generator.device if generator is not None else embeds.device
-    eps = torch.randn(embeds.shape, generator=generator, device=gen_dev).to(embeds.device, embeds.dtype)
-    return math.sqrt(1.0 - sigma * sigma) * embeds + sigma * scale * eps
-
-
-@torch.no_grad()
-def embedding_rms(model) -> torch.Tensor:
-    """s = sqrt(mean e²) over the embeddings ``model.embed(ids)`` of every image token id (a scalar).
-
-    The noise scale of ``sigma_scale="embedding"``: with it, σ = 0.1 perturbs the input by about
-    10 % whatever the table's scale (the released MaskGit table is N(0, 1), so s ≈ 1 there).
-    """
-    h, w = model.grid
-    length, k = h * w, int(model.num_tokens)
-    rows = -(-k // length)
-    ids = (torch.arange(rows * length) % k).reshape(rows, length).to(model.embedding_table().device)
-    return model.embed(ids).float().pow(2).mean().sqrt()
 
 
 def jeffreys_gradient(teacher_logits: torch.Tensor, aux_logits: torch.Tensor, beta: float) -> torch.Tensor:

@@ -49,15 +49,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..config import DataConfig, TrainConfig
 from ..data import build_dataset
 from ..errors import ConfigError
-from ..mdm.train import cached_token_ids
 from ..paths import find_folder
 from ..soft import soft_diagnostics
+from ..teachers.student import OneStepStudent
+from ..tokenizer.cache import cached_token_ids
 from ..train import Context, Phase, Tick
 from .dimo import surrogate_loss
 from .reward import RewardLossConfig, reward_images, reward_loss
 from .gan import (GANConfig, TeacherDiscriminator, discriminator_loss, draw_mask_ratios, fake_embeddings,
                   generator_gan_loss, mask_augment, r1_penalty)
-from .student import OneStepStudent
 from .train import AUX_DIR, DistillRunConfig, DistillStage, _plain
 
 

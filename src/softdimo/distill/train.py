@@ -43,18 +43,20 @@ import torch
 from torch import nn
 
 from ..config import DataConfig, TrainConfig, torch_dtype
+from ..data import build_dataset, heldout_prompts_interleaved, read_prompts_file
 from ..errors import ConfigError
 from ..mdm.masking import MaskSchedule, exact_count_mask, masked_ce_loss
+from ..mdm.onestep import OneStepSampler
 from ..mdm.sampler import MaskGITSampler
 from ..paths import find_folder
 from ..teachers.bundle import read_manifest
 from ..soft import token_entropy, token_pmax
-from ..teachers.registry import TeacherKind, load_teacher, resolve_kind
+from ..teachers.registry import TeacherKind, lists_missing_parts, load_teacher, resolve_kind, teacher_markers
+from ..teachers.student import OneStepStudent
 from ..train import Context, Phase, Tick
 from .dimo import (SigmaScale, Weighting, embedding_rms, finite_rows, hybrid_init, jeffreys_gradient, noise_embeddings, sample_tokens,
                    sample_weights, surrogate_loss)
 from .diagnostics import DiagnosticsConfig, collapse_diagnostics, repeat_inputs
-from .student import OneStepSampler, OneStepStudent
 
 SAMPLE_PROMPTS = 8  # held-out prompts in a text student's sample grid (two samples each)
 AUX_DIR = "aux"  # ψ's weights inside an exported student folder
@@ -152,11 +154,11 @@ def resolve_teacher(value: str, kind: str = "native") -> Path:
                           f"Pass the teacher it was distilled from{hint}; to continue training a student "
                           f"use `softdimo refine` with student={value!r}.")
     if kind != "native":
-        for marker in ("teacher.json", "model_index.json", "transformer/config.json"):
+        for marker in teacher_markers():
             found = find_folder(value, marker)
             if found is not None:
                 return found
-        if kind in ("amused", "meissonic"):  # the adapter lists what is missing
+        if lists_missing_parts(kind):  # the adapter lists what is missing
             return Path(value).expanduser()
     found = find_folder(value, "teacher.json")
     if found is None and kind == "maskgit":
@@ -211,12 +213,8 @@ class DistillStage:
         self.prompt_source = None
         if teacher.cond_kind == "text":
             if cfg.prompts_file:
-                from ..sample import read_prompts_file
-
                 self.prompts, _ = read_prompts_file(cfg.prompts_file)
             else:  # captions only: WorldDataset.prompt renders nothing
-                from ..data import build_dataset
-
                 if cfg.prompt_data.dataset != "world":
                     raise ConfigError("prompt_data must be the world dataset (its captions), or set prompts_file.")
                 self.prompt_source = build_dataset(cfg.prompt_data, "train")
@@ -227,8 +225,6 @@ class DistillStage:
             k = self.teacher.num_classes
             self.sample_labels, self.sample_prompts, self.grid_nrow = list(range(k)) * 2, None, k
         else:
-            from ..sample import heldout_prompts_interleaved
-
             prompts = [m["prompt"] for m in heldout_prompts_interleaved()[:SAMPLE_PROMPTS]]
             self.sample_labels, self.sample_prompts, self.grid_nrow = None, prompts * 2, SAMPLE_PROMPTS
 
@@ -355,8 +351,6 @@ class DistillStage:
         n = self.cfg.diagnostics.conditions
         if self.teacher.cond_kind == "class":
             return [{"labels": [y]} for y in range(min(n, self.teacher.num_classes))]
-        from ..sample import heldout_prompts_interleaved
-
         return [{"prompts": [m["prompt"]]} for m in heldout_prompts_interleaved()[:n]]
 
     @torch.no_grad()

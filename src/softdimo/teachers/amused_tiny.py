@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from .amused import quiet_hub, require_diffusers
+
 
 @dataclass
 class TinyAmusedConfig:
@@ -69,8 +71,6 @@ def write_clip_tokenizer(path: str | Path, max_length: int = 16) -> int:
 
 def write_tiny_amused(path: str | Path, config: TinyAmusedConfig | None = None) -> Path:
     """Write a random tiny aMUSEd folder at ``path`` (see the module docstring); returns ``path``."""
-    from .amused import quiet_hub, require_diffusers
-
     require_diffusers()
     c = config or TinyAmusedConfig()
     path = Path(path)
@@ -82,8 +82,8 @@ def write_tiny_amused(path: str | Path, config: TinyAmusedConfig | None = None) 
 
 
 def _write_parts(path: Path, c: TinyAmusedConfig) -> None:
-    from diffusers import AmusedScheduler, UVit2DModel, VQModel
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from diffusers import AmusedScheduler, UVit2DModel, VQModel  # optional dependency (the amused extra)
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection  # loaded with diffusers only
 
     vocab = write_clip_tokenizer(path / "tokenizer", c.max_text_len)
     text = CLIPTextModelWithProjection(CLIPTextConfig(

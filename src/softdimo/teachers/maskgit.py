@@ -30,17 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..distill.student import OneStepStudent
 from ..errors import ConfigError
 from ..mdm.sampler import MaskGITSampler
-from ..pretrained import WEIGHTS_NAME
 from .maskgit_net import MaskGITTransformer
 from .native import NativeTeacher
+from .student import OneStepStudent
 from .vqgan import TamingVQGAN
 
 KIND = "maskgit-teacher"
@@ -54,10 +50,20 @@ def default_sampler() -> MaskGITSampler:
                           confidence_noise_end=0.0, cfg_scale=1.0, cfg_scale_end=4.0)
 
 
+class MaskGITStudent(OneStepStudent):
+    """A Di[M]O student of a MaskGIT teacher: one forward pass, the released network and VQGAN."""
+
+    KIND = STUDENT_KIND
+    HOW_TO_MAKE = "the student folder written by `softdimo distill` on a maskgit teacher (<run dir>/final)"
+    MDM_CLASS = MaskGITTransformer
+    TOKENIZER_CLASS = TamingVQGAN
+
+
 class MaskGITTeacher(NativeTeacher):
     """The released MaskGIT transformer + taming VQGAN as a Teacher, one pickle-free folder."""
 
     KIND = KIND
+    STUDENT = MaskGITStudent
     HOW_TO_MAKE = CONVERT_HINT
     MDM_CLASS = MaskGITTransformer
     TOKENIZER_CLASS = TamingVQGAN
@@ -66,8 +72,7 @@ class MaskGITTeacher(NativeTeacher):
         super().__init__(mdm, tokenizer, sampler)  # type: ignore[arg-type]
         self.source: dict[str, Any] = {}  # where the weights were converted from (teacher.json "source")
 
-    @classmethod
-    def default_sampler(cls) -> MaskGITSampler:
+    def default_sampler(self) -> MaskGITSampler:
         return default_sampler()
 
     def sampler_with(self, **overrides: Any) -> Any:
@@ -80,22 +85,6 @@ class MaskGITTeacher(NativeTeacher):
                 raise ConfigError(f"bad sampler override {sorted(kept)}: {e}") from e
         return super().sampler_with(**overrides)
 
-    # ------------------------------------------------------------------ distillation hooks
-    def load_network(self, path: str | os.PathLike) -> MaskGITTransformer | None:
-        """The network saved in ``path`` (a student folder's ``aux/``), None when it holds no weights."""
-        path = Path(path)
-        return MaskGITTransformer.from_pretrained(path) if (path / WEIGHTS_NAME).is_file() else None
-
-    def make_student(self, mdm: MaskGITTransformer, sampler: Any, training: dict[str, Any]) -> "MaskGITStudent":
-        """``mdm`` with this teacher's VQGAN as a one-step student."""
-        s = MaskGITStudent(mdm, self.tokenizer, sampler, training=training)
-        s.train(mdm.training)
-        return s
-
-    def load_student(self, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "MaskGITStudent":
-        """The MaskGIT student folder ``path`` (``student.json`` of kind ``maskgit-student``)."""
-        return MaskGITStudent.from_pretrained(path, map_location=map_location)
-
     # ------------------------------------------------------------------ folders
     def manifest(self) -> dict[str, Any]:
         out = super().manifest()
@@ -106,15 +95,6 @@ class MaskGITTeacher(NativeTeacher):
     def load_manifest_extras(self, manifest: dict[str, Any]) -> None:
         src = manifest.get("source")
         self.source = dict(src) if isinstance(src, dict) else {}
-
-
-class MaskGITStudent(OneStepStudent):
-    """A Di[M]O student of a MaskGIT teacher: one forward pass, the released network and VQGAN."""
-
-    KIND = STUDENT_KIND
-    HOW_TO_MAKE = "the student folder written by `softdimo distill` on a maskgit teacher (<run dir>/final)"
-    MDM_CLASS = MaskGITTransformer
-    TOKENIZER_CLASS = TamingVQGAN
 
 
 def is_maskgit_folder(path: str | os.PathLike) -> bool:

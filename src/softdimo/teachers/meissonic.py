@@ -40,7 +40,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import CheckpointError, ConfigError
-from .amused import AmusedCondition, AmusedNetwork, AmusedTeacher
+from .amused import AmusedCondition, AmusedNetwork, AmusedTeacher, require_diffusers, resolve_parts
 
 ImageIds = Callable[[int, int, int, torch.device, torch.dtype], torch.Tensor]
 
@@ -175,8 +175,6 @@ def load_meissonic(path: str | os.PathLike, code: str | os.PathLike | None,
     Raises one :class:`ConfigError` listing everything missing (the code path or its file, the
     folder's parts).
     """
-    from .amused import require_diffusers, resolve_parts
-
     problems = _code_problems(code)
     try:
         resolve_parts(path)

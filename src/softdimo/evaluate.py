@@ -7,7 +7,9 @@ A *source* is where evaluated images come from:
 * a folder of PNG/JPEG files (sorted by name), optionally with ``metadata.jsonl`` — one GenEval
   metadata object per image, in the same order — for the GenEval-like score;
 * a softdimo generator folder (teachers and one-step students): any folder whose manifest kind
-  :mod:`softdimo.sample` knows (:class:`GeneratorSource`, registered in :data:`GENERATOR_LOADERS`).
+  the registry of model kinds knows (:mod:`softdimo.teachers.registry`; :class:`GeneratorSource`).
+  A text generator draws the held-out prompts of the digit world, or the GenEval metadata list
+  ``prompts`` when one is given.
 
 Metrics: ``fid`` and ``pr`` (standard Inception features vs the first N test images),
 ``domain_fid`` and ``classifier_score`` (in-project digit classifier; grey digit datasets only),
@@ -19,16 +21,23 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 
-from ..config import DataConfig, to_dict
-from ..data import build_dataset
-from ..errors import DataError, SoftdimoError
-from ..imageio import load_image
-from ..paths import checkpoint_dir
-from .references import dataset_id, image_batches, real_stats
+from .classifier import load_shipped_classifier
+from .config import DataConfig, to_dict
+from .data import build_dataset
+from .errors import DataError, SoftdimoError
+from .eval.domain import classifier_score, domain_fid
+from .eval.fid import extract_features, fid_from_features
+from .eval.geneval import GenEvalScorer
+from .eval.inception import InceptionFeatures
+from .eval.prdc import precision_recall
+from .eval.references import dataset_id, image_batches, real_stats
+from .eval.shard import draw, process_group, shard_starts
+from .imageio import load_image
+from .sample import conditions_for, load_generator, read_kind
 
 METRICS = ("fid", "pr", "domain_fid", "classifier_score", "geneval")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -110,24 +119,28 @@ class GeneratorSource(ImageSource):
     """Images drawn from a generator folder (:mod:`softdimo.sample`) with its default sampler.
 
     Class generators get labels 0..K−1 in round-robin order; text generators the committed
-    held-out prompts of the digit world (tags interleaved), cycled, with their GenEval
-    metadata. ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides the model's
-    steps / CFG / temperature. Under several processes, process ``rank`` draws every
+    held-out prompts of the digit world (tags interleaved), or the GenEval metadata list
+    ``prompts``, cycled, with their metadata. ``sampling`` (a :class:`softdimo.sample.SamplingOptions`)
+    overrides the model's steps / CFG / temperature. Under several processes, process ``rank`` draws every
     ``world``-th batch with seed ``seed · world + rank`` (:mod:`softdimo.eval.shard`).
     """
 
     shardable = True
 
-    def __init__(self, path: Path, generator: Any, sampling: Any = None):
+    def __init__(self, path: Path, generator: Any, sampling: Any = None,
+                 prompts: list[dict[str, Any]] | None = None):
         self.gen = generator
         self.sampling = sampling
+        self.prompts = prompts if generator.cond_kind == "text" else None
         self.name = f"{generator.kind}:{path}"
+        if self.prompts is not None:
+            self.name += f"[first {len(self.prompts)} held-out prompts]"
 
     def batches(self, num: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Batch]:
-        from ..sample import conditions_for
-        from .shard import shard_starts
-
-        conds = conditions_for(self.gen, num)
+        if self.prompts is None:
+            conds = conditions_for(self.gen, num)
+        else:
+            conds = conditions_for(self.gen, num, prompts=[m["prompt"] for m in self.prompts], metadata=self.prompts)
         g = torch.Generator().manual_seed(seed * world + rank)
         for i in shard_starts(num, batch_size, rank, world):
             c = conds.slice(i, min(num, i + batch_size))
@@ -135,27 +148,15 @@ class GeneratorSource(ImageSource):
             yield Batch(x.float().cpu(), c.metadata)
 
 
-def _softdimo_generator(path: Path, data: DataConfig) -> ImageSource | None:
-    """Teacher (and, once registered, student) folders: recognised by their manifest's kind."""
-    from ..sample import load_generator, read_kind
-
-    if read_kind(path) is None:
-        return None
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return GeneratorSource(path, load_generator(path, device))
-
-
-# Generator folders (teachers, students) register a loader here: path -> ImageSource or None.
-GENERATOR_LOADERS: list[Callable[[Path, DataConfig], ImageSource | None]] = [_softdimo_generator]
-
-
-def open_source(model: str, data: DataConfig, sampling: Any = None) -> ImageSource:
+def open_source(model: str, data: DataConfig, sampling: Any = None,
+                prompts: list[dict[str, Any]] | None = None) -> ImageSource:
     """Resolve ``--model`` to an :class:`ImageSource`.
 
     ``sampling`` (optional :class:`softdimo.sample.SamplingOptions`) overrides a generator's
-    default sampler; it is an error for any other source.
+    default sampler; it is an error for any other source. ``prompts`` (GenEval metadata dicts,
+    each with a ``"prompt"``) replaces the held-out prompts a text generator draws.
     """
-    src = _open_source(model, data)
+    src = _open_source(model, data, prompts)
     if sampling is not None:
         if not isinstance(src, GeneratorSource):
             raise SoftdimoError(f"sampler options (steps / cfg / temperature) apply to generator folders "
@@ -164,7 +165,7 @@ def open_source(model: str, data: DataConfig, sampling: Any = None) -> ImageSour
     return src
 
 
-def _open_source(model: str, data: DataConfig) -> ImageSource:
+def _open_source(model: str, data: DataConfig, prompts: list[dict[str, Any]] | None = None) -> ImageSource:
     if model.startswith("data:"):
         parts = model.split(":")
         if len(parts) not in (2, 3) or parts[1] not in ("mnist", "fashion", "world"):
@@ -176,10 +177,9 @@ def _open_source(model: str, data: DataConfig) -> ImageSource:
     if not path.exists():
         raise DataError(f"--model {model!r} does not exist. Give a model folder, a folder of "
                         f"images, or data:NAME[:SPLIT].")
-    for loader in GENERATOR_LOADERS:
-        src = loader(path, data)
-        if src is not None:
-            return src
+    if read_kind(path) is not None:  # teachers and students, by their manifest kind
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return GeneratorSource(path, load_generator(path, device), prompts=prompts)
     if (path / "config.json").is_file():
         raise SoftdimoError(f"{path} is a model folder but not a generator softdimo can sample "
                             f"from (a tokenizer or classifier?). Pass a teacher or student folder.")
@@ -187,21 +187,17 @@ def _open_source(model: str, data: DataConfig) -> ImageSource:
     return FolderSource(path, channels)
 
 
-def _classifier():
-    from ..classifier import DigitClassifier
-
-    return DigitClassifier.from_pretrained(checkpoint_dir("classifier-mnist")).eval()
-
-
 def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: DataConfig | None = None,
              batch_size: int = 50, seed: int = 0, progress: bool = True,
-             cache_dir: str | None = None, sampling: Any = None, shard: bool = True) -> dict[str, Any] | None:
+             cache_dir: str | None = None, sampling: Any = None, shard: bool = True,
+             prompts: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Compute ``metrics`` for ``num`` images of ``model`` against ``data``'s test split.
 
     ``sampling`` (a :class:`softdimo.sample.SamplingOptions`) overrides a generator folder's
     default sampler (steps, CFG scale, temperature). Under ``torchrun`` the sampling is shared
     by the processes of the group (:mod:`softdimo.eval.shard`); rank 0 computes the metrics and
     the other ranks return None. Pass ``shard=False`` when only some processes call this.
+    ``prompts`` (GenEval metadata dicts) replaces the held-out prompts a text generator draws.
     """
     data = data or DataConfig()
     bad = [m for m in metrics if m not in METRICS]
@@ -215,10 +211,8 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
     if ({"domain_fid", "classifier_score"} & set(metrics)) and data.dataset != "mnist":
         raise SoftdimoError("domain_fid and classifier_score use the MNIST digit classifier: "
                             "they are defined for --data mnist only.")
-    source = open_source(model, data, sampling)
+    source = open_source(model, data, sampling, prompts)
     t0 = time.time()
-    from .shard import draw, process_group
-
     rank, world = process_group() if shard else (0, 1)
     drawn = draw(source, num, batch_size, seed, rank, world)
     if drawn is None or rank != 0:
@@ -239,10 +233,6 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
         out["sampler"] = source.gen.describe(source.sampling)
 
     if {"fid", "pr"} & set(metrics):
-        from .fid import extract_features, fid_from_features
-        from .inception import InceptionFeatures
-        from .prdc import precision_recall
-
         ext = InceptionFeatures()
         real = real_stats(data, "test", num, ext, cache_dir=cache_dir, progress=progress)
         feats = extract_features(fake, ext, batch_size=batch_size, progress=progress, desc="evaluated")
@@ -253,9 +243,7 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
             pr = precision_recall(real.features, feats, k=3)
             out["precision"], out["recall"] = pr.precision, pr.recall
     if {"domain_fid", "classifier_score"} & set(metrics):
-        from .domain import classifier_score, domain_fid
-
-        clf = _classifier()
+        clf = load_shipped_classifier()
         if "domain_fid" in metrics:
             real_img = torch.cat(list(image_batches(build_dataset(data, "test"), num)))
             out["domain_fid"] = domain_fid(real_img, fake, clf)
@@ -263,13 +251,15 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
             out["classifier_score"] = classifier_score(fake, clf)
         out["domain_evaluator"] = "softdimo classifier-mnist (penultimate features / softmax)"
     if "geneval" in metrics:
-        from .geneval import GenEvalScorer
-
         if len(metadata) != num:
             raise DataError(f"{source.name} has no GenEval metadata for its images; a folder needs "
                             f"a metadata.jsonl with one line per image.")
-        res = GenEvalScorer(_classifier()).score(fake, metadata)
+        res = GenEvalScorer(load_shipped_classifier()).score(fake, metadata)
         out["geneval"] = res["overall"]
         out["geneval_per_tag"] = res["per_tag"]
     out["seconds"] = time.time() - t0
     return out
+
+
+__all__ = ["METRICS", "Batch", "ImageSource", "DatasetSource", "FolderSource", "GeneratorSource", "open_source",
+           "evaluate"]

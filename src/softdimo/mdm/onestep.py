@@ -1,4 +1,10 @@
-"""The one-step generator: a distilled student θ with its one-forward sampler (docs/method.md §3.9).
+"""The one-step generator's sampler and its initial state (docs/method.md §3.2, §3.9).
+
+* **Initial state** (§3.2): :func:`hybrid_init` fills the L positions with uniformly random image
+  tokens in [0, K) and masks exactly ``max(1, round(r_init·L))`` of them (random permutation);
+  :func:`noise_embeddings` perturbs the input embeddings, variance-preserving:
+  ``ê = √(1−σ²)·e + σ·ε`` (before the positional embeddings, mask tokens included);
+  :func:`embedding_rms` measures σ against the embeddings' own scale when asked.
 
 :class:`OneStepSampler` draws an image in one forward pass, exactly as training saw it (§3.2):
 
@@ -10,24 +16,61 @@
 τ is the main inference knob (§3.9: the distilled logits are very peaked; the ImageNet student's
 FID is best near τ ≈ 7). :meth:`OneStepSampler.initial_embeddings` and :meth:`OneStepSampler.logits`
 are exposed separately so that test-time embedding optimisation can treat e_in as a variable.
-
-:class:`OneStepStudent` is an :class:`~softdimo.teachers.bundle.MDMBundle` (same architecture,
-tokenizer and conditioning as the teacher) saved with manifest ``student.json`` of kind
-``dimo-student``; ``softdimo sample`` and ``softdimo eval`` recognise it.
+The Di[M]O stage (:mod:`softdimo.distill.train`) draws its students' inputs with the same functions.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import torch
 
-from ..errors import ConfigError
-from ..teachers.bundle import MDMBundle
-from .dimo import SigmaScale, embedding_rms, hybrid_init, noise_embeddings, sample_tokens
+from ..errors import ConfigError, DataError
+from ..soft import sample_tokens
+from .masking import exact_count_mask
 
-MANIFEST = "student.json"
-KIND = "dimo-student"
+SigmaScale = Literal["absolute", "embedding"]  # σ·ε in absolute units, or relative to the embeddings' rms
+
+
+def hybrid_init(batch: int, length: int, num_tokens: int, mask_id: int, r_init: float | torch.Tensor,
+                generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """x_init [B, L]: uniform random tokens in [0, K) with exactly max(1, round(r·L)) masks per row (§3.2)."""
+    gen_dev = generator.device if generator is not None else device
+    ids = torch.randint(0, num_tokens, (batch, length), generator=generator, device=gen_dev)
+    mask = exact_count_mask(batch, length, r_init, generator=generator, device=gen_dev)
+    return torch.where(mask, torch.full_like(ids, mask_id), ids).to(device)
+
+
+def noise_embeddings(embeds: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
+                     scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Variance-preserving perturbation √(1−σ²)·e + σ·s·ε, ε ~ N(0, I) (§3.2); σ = 0 returns ``embeds``.
+
+    ``s`` (``scale``) is the per-dimension scale of the embeddings the noise is measured against:
+    1 is the released code's absolute σ (its embeddings are N(0, 1)); :func:`embedding_rms` makes σ
+    relative to a table of any scale (``dimo.sigma_scale="embedding"``).
+    """
+    if not 0.0 <= sigma <= 1.0:
+        raise DataError(f"the embedding noise σ must be in [0, 1], got {sigma}.")
+    if sigma == 0.0:
+        return embeds
+    gen_dev = generator.device if generator is not None else embeds.device
+    eps = torch.randn(embeds.shape, generator=generator, device=gen_dev).to(embeds.device, embeds.dtype)
+    return math.sqrt(1.0 - sigma * sigma) * embeds + sigma * scale * eps
+
+
+@torch.no_grad()
+def embedding_rms(model) -> torch.Tensor:
+    """s = sqrt(mean e²) over the embeddings ``model.embed(ids)`` of every image token id (a scalar).
+
+    The noise scale of ``sigma_scale="embedding"``: with it, σ = 0.1 perturbs the input by about
+    10 % whatever the table's scale (the released MaskGit table is N(0, 1), so s ≈ 1 there).
+    """
+    h, w = model.grid
+    length, k = h * w, int(model.num_tokens)
+    rows = -(-k // length)
+    ids = (torch.arange(rows * length) % k).reshape(rows, length).to(model.embedding_table().device)
+    return model.embed(ids).float().pow(2).mean().sqrt()
 
 
 @dataclass
@@ -81,40 +124,4 @@ class OneStepSampler:
             model.train(was_training)
 
 
-class OneStepStudent(MDMBundle):
-    """A Di[M]O student θ + the teacher's frozen tokenizer: a one-step generator in one folder."""
-
-    KIND = KIND
-    MANIFEST = MANIFEST
-    SAMPLER = OneStepSampler
-    ROLE = "student"
-    HOW_TO_MAKE = "the student folder written by `softdimo distill` (<run dir>/final) or a shipped checkpoints/dimo-*"
-
-    def __init__(self, mdm: Any, tokenizer: Any, sampler: OneStepSampler | None = None,
-                 training: dict[str, Any] | None = None) -> None:
-        super().__init__(mdm, tokenizer, sampler)
-        self.training_info: dict[str, Any] = dict(training or {})  # provenance, stored in student.json
-
-    @classmethod
-    def default_sampler(cls) -> OneStepSampler:
-        return OneStepSampler()
-
-    @torch.no_grad()
-    def sample_ids(self, labels: torch.Tensor | Sequence[int] | None = None,
-                   prompts: Sequence[str] | None = None, sampler: OneStepSampler | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token grids [B, L] from one forward pass (default sampler: :attr:`sampler`)."""
-        cond = self.encode_condition(labels=labels, prompts=prompts)
-        return (sampler or self.sampler).sample(self, cond, int(cond.batch_size or 0), generator)
-
-    def manifest(self) -> dict[str, Any]:
-        out = super().manifest()
-        out["distillation"] = self.training_info
-        return out
-
-    def load_manifest_extras(self, manifest: dict[str, Any]) -> None:
-        info = manifest.get("distillation")
-        self.training_info = dict(info) if isinstance(info, dict) else {}
-
-
-__all__ = ["OneStepSampler", "OneStepStudent", "MANIFEST", "KIND"]
+__all__ = ["hybrid_init", "noise_embeddings", "embedding_rms", "SigmaScale", "OneStepSampler"]
