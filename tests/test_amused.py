@@ -310,25 +310,12 @@ def test_tiny_config_is_configurable(tmp_path):
 
 # ---------------------------------------------------------------------- Meissonic fits by a subclass
 def test_meissonic_subclass_calls_its_own_signature(amused_dir, teacher):
-    from diffusers import UVit2DModel
-
     from softdimo.errors import ConfigError
     from softdimo.teachers.meissonic import MeissonicTeacher
+    from tiny_models import meissonic_like
 
-    calls = []
-
-    class MeissonicLike(UVit2DModel):
-        """UVit2DModel behind Meissonic's call signature and block names (stands in for its Transformer2DModel)."""
-
-        @property
-        def transformer_blocks(self):
-            return self.transformer_layers
-
-        def forward(self, hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids,
-                    micro_conds):
-            calls.append((img_ids.shape, txt_ids.shape, int(timestep.sum())))
-            return super().forward(hidden_states, encoder_hidden_states, pooled_projections, micro_conds)
-
+    MeissonicLike = meissonic_like()
+    calls = MeissonicLike.calls
     with pytest.raises(ConfigError, match="transformer_class"):
         MeissonicTeacher.from_pretrained(amused_dir)
     m = MeissonicTeacher.from_pretrained(amused_dir, transformer_class=MeissonicLike)

@@ -59,6 +59,26 @@ def make_mdm(seed: int = 0, **overrides) -> MaskedTransformer:
     return MaskedTransformer(mdm_config("tiny", **overrides)).eval()
 
 
+def meissonic_like() -> type:
+    """A stand-in for Meissonic's ``Transformer2DModel``: ``UVit2DModel`` behind Meissonic's call signature
+    and block names (Meissonic's own class lives in its code checkout, which is not installable)."""
+    from diffusers import UVit2DModel  # optional dependency (the amused extra)
+
+    class MeissonicLike(UVit2DModel):
+        calls: list = []
+
+        @property
+        def transformer_blocks(self):
+            return self.transformer_layers
+
+        def forward(self, hidden_states, encoder_hidden_states, pooled_projections, timestep, img_ids, txt_ids,
+                    micro_conds):
+            self.calls.append((img_ids.shape, txt_ids.shape, int(timestep.sum())))
+            return super().forward(hidden_states, encoder_hidden_states, pooled_projections, micro_conds)
+
+    return MeissonicLike
+
+
 def tiny_train(steps: int, **overrides) -> TrainConfig:
     """The loop's config for ``steps`` CPU steps of batch 8 (no checkpoints or grids; a log row every step)."""
     knobs = dict(max_steps=steps, batch_size=8, lr=1e-3, warmup_steps=0, grad_clip=1.0, ema_decay=0.9,

@@ -11,11 +11,12 @@ Teacher protocol's surface (docs/architecture.md §3):
 * the network: ``embedding_table``, ``mask_embedding``, ``embed``, ``forward(embeds, cond,
   return_hidden)``;
 * images: ``decode``, ``decode_soft``;
-* sampling: ``sampler_with`` (the default sampler with some knobs replaced), ``sample_ids``
-  (teachers: the N-step MaskGIT sampler with classifier-free guidance against
-  ``null_condition``; students override it with one forward pass) and ``sample``;
-* the distillation hooks of a teacher: ``trainable_copy`` (θ and ψ start as copies of the
-  network), ``make_student`` / ``load_student`` (its :attr:`STUDENT` class) and ``load_network``.
+* sampling: ``sampler_with`` (the default sampler with some knobs replaced) and ``sample``.
+
+Two roles are mixed in before a kind's bundle class: :class:`TeacherRole` (``sample_ids`` is the
+N-step MaskGIT sampler with classifier-free guidance against ``null_condition``; the distillation
+hooks ``trainable_copy``, ``make_student``, ``load_student``) and
+:class:`~softdimo.teachers.student.StudentRole` (one forward pass; the distillation's provenance).
 
 What differs per kind is left to the subclass: the conditions (``cond_kind``, ``num_classes``,
 ``encode_condition``, ``null_condition``), the folder format (``save_pretrained``,
@@ -75,7 +76,6 @@ class MDMBundle(nn.Module):
     ROLE: ClassVar[str] = "model"  # word used in error messages ("teacher", "student")
     HOW_TO_MAKE: ClassVar[str] = ""  # how a user gets such a folder (error messages)
     FROZEN: ClassVar[tuple[str, ...]] = ("tokenizer",)  # submodules that stay in eval mode
-    STUDENT: ClassVar[type | None] = None  # teachers: the class of their one-step students
 
     def __init__(self, mdm: nn.Module, tokenizer: nn.Module, sampler: Any = None) -> None:
         super().__init__()
@@ -171,40 +171,17 @@ class MDMBundle(nn.Module):
         except TypeError as e:
             raise ConfigError(f"bad sampler override {sorted(kept)}: {e}") from e
 
-    @torch.no_grad()
     def sample_ids(self, labels: torch.Tensor | Sequence[int] | None = None,
                    prompts: Sequence[str] | None = None, sampler: Any = None,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token grids [B, L] in [0, K): the N-step MaskGIT sampler (default: :attr:`sampler`) with
-        classifier-free guidance against :meth:`null_condition` (docs/method.md §2.3)."""
-        cond = self.encode_condition(labels=labels, prompts=prompts)
-        b = int(cond.batch_size or 0)
-        return (sampler or self.sampler).sample(self, cond, self.null_condition(b), batch=b, generator=generator)
+        """Token grids [B, L] in [0, K) (the role decides how: :class:`TeacherRole`, ``StudentRole``)."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor | Sequence[int] | None = None, prompts: Sequence[str] | None = None,
                sampler: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images [B, C, H, W] in [0, 1]: ``sample_ids`` → ``decode``."""
         return self.decode(self.sample_ids(labels, prompts, sampler, generator))
-
-    # ------------------------------------------------------------------ distillation hooks (teachers)
-    def trainable_copy(self) -> nn.Module:
-        """A deep copy of the network: the start of the student θ and of the auxiliary ψ (§3.1)."""
-        return copy.deepcopy(self.mdm)
-
-    def load_network(self, path: str | os.PathLike) -> nn.Module | None:
-        """The network saved in ``path`` (e.g. a student folder's ``aux/``), None when it holds no weights."""
-        raise NotImplementedError
-
-    def make_student(self, mdm: nn.Module, sampler: Any, training: dict[str, Any]) -> "MDMBundle":
-        """``mdm`` with this teacher's frozen parts as a one-step student (a :attr:`STUDENT`)."""
-        raise NotImplementedError
-
-    def load_student(self, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "MDMBundle":
-        """The one-step student folder ``path`` of this kind (a :attr:`STUDENT`)."""
-        if self.STUDENT is None:
-            raise ConfigError(f"a {type(self).__name__} has no one-step students.")
-        return self.STUDENT.from_pretrained(path, map_location=map_location)
 
     # ------------------------------------------------------------------ folders
     @classmethod
@@ -224,4 +201,40 @@ class MDMBundle(nn.Module):
         raise NotImplementedError
 
 
-__all__ = ["MDMBundle", "check_compatible", "read_manifest"]
+class TeacherRole:
+    """The teacher's sampling and distillation hooks, mixed in before an :class:`MDMBundle`.
+
+    ``sample_ids`` is the N-step MaskGIT sampler with classifier-free guidance; ``trainable_copy``,
+    ``make_student`` and ``load_student`` (its :attr:`STUDENT` class) start and reload the
+    students; the bundle class provides ``load_network`` (its folder format).
+    """
+
+    ROLE = "teacher"
+    STUDENT: ClassVar[type]  # the class of this kind's one-step students
+    mdm: nn.Module
+
+    @torch.no_grad()
+    def sample_ids(self, labels: torch.Tensor | Sequence[int] | None = None,
+                   prompts: Sequence[str] | None = None, sampler: Any = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token grids [B, L] in [0, K): the N-step MaskGIT sampler (default: :attr:`sampler`) with
+        classifier-free guidance against :meth:`null_condition` (docs/method.md §2.3)."""
+        cond = self.encode_condition(labels=labels, prompts=prompts)  # type: ignore[attr-defined]
+        b = int(cond.batch_size or 0)
+        sampler = sampler or self.sampler  # type: ignore[attr-defined]
+        return sampler.sample(self, cond, self.null_condition(b), batch=b, generator=generator)  # type: ignore
+
+    def trainable_copy(self) -> nn.Module:
+        """A deep copy of the network: the start of the student θ and of the auxiliary ψ (§3.1)."""
+        return copy.deepcopy(self.mdm)
+
+    def make_student(self, mdm: nn.Module, sampler: Any, training: dict[str, Any]) -> "MDMBundle":
+        """``mdm`` with this teacher's frozen parts as a one-step student (a :attr:`STUDENT`)."""
+        raise NotImplementedError
+
+    def load_student(self, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "MDMBundle":
+        """The one-step student folder ``path`` of this kind (a :attr:`STUDENT`)."""
+        return self.STUDENT.from_pretrained(path, map_location=map_location)
+
+
+__all__ = ["MDMBundle", "TeacherRole", "check_compatible", "read_manifest"]

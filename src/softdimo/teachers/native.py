@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..mdm import MaskedTransformer, MaskGITSampler
-from .bundle import check_compatible, read_manifest
+from .bundle import TeacherRole, check_compatible, read_manifest
 from .folder import FolderBundle
 from .student import OneStepStudent
 
@@ -25,7 +25,7 @@ def default_sampler() -> MaskGITSampler:
                           confidence_noise_end=0.0, cfg_scale=2.0)
 
 
-class NativeTeacher(FolderBundle):
+class NativeTeacher(TeacherRole, FolderBundle):
     """MDM φ + frozen VQ tokenizer (+ frozen MiniLM for text): the Teacher protocol, one folder.
 
     ``sampler`` is the default :class:`~softdimo.mdm.MaskGITSampler` of :meth:`sample` (stored
@@ -35,7 +35,6 @@ class NativeTeacher(FolderBundle):
     KIND = KIND
     MANIFEST = MANIFEST
     SAMPLER = MaskGITSampler
-    ROLE = "teacher"
     STUDENT = OneStepStudent
     HOW_TO_MAKE = ("the teacher folder written by train-teacher (<run dir>/final) or a shipped "
                    "checkpoints/teacher-*")

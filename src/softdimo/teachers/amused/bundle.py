@@ -35,7 +35,7 @@ from ...config import from_dict
 from ...errors import CheckpointError, DataError
 from ...mdm import MaskGITSampler, OneStepSampler
 from ...pretrained import atomic_write_bytes
-from ..bundle import MDMBundle, read_manifest
+from ..bundle import MDMBundle, TeacherRole, read_manifest
 from ..protocol import CondKind
 from ..student import StudentRole
 from .network import AmusedNetwork
@@ -270,11 +270,10 @@ class AmusedStudent(StudentRole, AmusedBundle):
         self.set_training_info(info if isinstance(info, dict) else None)
 
 
-class AmusedTeacher(AmusedBundle):
+class AmusedTeacher(TeacherRole, AmusedBundle):
     """aMUSEd as a Teacher (module docstring); its students are :class:`AmusedStudent` folders."""
 
     KIND = KIND
-    ROLE = "teacher"
     STUDENT = AmusedStudent
 
     def make_student(self, network: AmusedNetwork, sampler: Any, training: dict[str, Any]) -> AmusedStudent:
