@@ -10,66 +10,31 @@ to pickle-based weights files (safetensors only otherwise).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import asdict
 
+import torch
+import torch.distributed as dist
+
+from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
+from .config import DataConfig, load_config, to_dict
+from .demo import run_demo
+from .dryrun import plan_for
 from .errors import SoftdimoError
-
-
-@dataclass(frozen=True)
-class TrainCommand:
-    """A training command: its config class and stage factory, imported lazily."""
-
-    module: str
-    config_class: str
-    help: str
-
-    def load(self) -> tuple[type, Callable[[Any], Any]]:
-        mod = importlib.import_module(self.module)
-        return getattr(mod, self.config_class), mod.build
-
-
-TRAIN_COMMANDS: dict[str, TrainCommand] = {
-    "train-tokenizer": TrainCommand("softdimo.tokenizer.train", "TokenizerRunConfig",
-                                    "train the VQ tokenizer (encode / decode / decode_soft)"),
-    "train-classifier": TrainCommand("softdimo.classifier.train", "ClassifierRunConfig",
-                                     "train the digit classifier (domain FID, classifier score, GenEval scorer)"),
-    "train-teacher": TrainCommand("softdimo.teachers.train", "TeacherRunConfig",
-                                  "train the MDM teacher (class- or text-conditional) on frozen-tokenizer ids"),
-    "train-reward": TrainCommand("softdimo.rewards.train", "RewardRunConfig",
-                                 "train an in-project reward network (mini-CLIP or attribute classifier)"),
-    "distill": TrainCommand("softdimo.distill.train", "DistillRunConfig",
-                            "Di[M]O: distil a teacher into a one-step student (data-free)"),
-    "refine": TrainCommand("softdimo.distill.refine", "RefineRunConfig",
-                           "Soft-Di[M]O: refine a Di[M]O student with a GAN and/or reward terms"),
-}
-
-
-DRY_RUN_COMMANDS = ("train-teacher", "distill", "refine")  # commands with a --dry-run memory plan
-
-
-def run_training(command: str, config_path: str | None, overrides: list[str], resume: bool,
-                 progress: bool = True) -> Any:
-    """Load the config of ``command``, prepare its run folder and train; returns the TrainResult."""
-    from .config import load_config
-    from .train import prepare_run_dir, train
-
-    cfg_cls, build = TRAIN_COMMANDS[command].load()
-    cfg = load_config(cfg_cls, config_path, overrides)
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    run_dir = prepare_run_dir(command, cfg, config_path, resume, is_main=is_main)
-    return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress)
+from .evaluate import evaluate
+from .pretrained import pickle_allowed
+from .report import ReportOptions, build_report
+from .results import now, write_results
+from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
+from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
+from .teachers.maskgit_convert import convert_maskgit
+from .tteo import TTEORequest, load_tteo_config, run_tteo
 
 
 def _cmd_dry_run(args: argparse.Namespace) -> int:
     """Print the memory plan of a training command (models built on the meta device; nothing trains)."""
-    from .config import load_config
-    from .dryrun import plan_for
-
     cfg_cls, _ = TRAIN_COMMANDS[args.command].load()
     print(plan_for(args.command, load_config(cfg_cls, args.config, args.overrides)).table())
     return 0
@@ -85,22 +50,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
     run_demo(out_dir=args.out, size="tiny" if args.tiny else "full" if args.full else "default",
              progress=not args.no_progress)
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .config import DataConfig, to_dict
-    from .evaluate import evaluate
-    from .results import now, write_results
-
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     data = DataConfig(dataset=args.data)
     started = now()
-    from .sample import SamplingOptions
 
     sampling = SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
     out = evaluate(args.model, metrics, args.num, data, batch_size=args.batch_size, seed=args.seed,
@@ -120,8 +78,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
-
     req = SampleRequest(model=args.model, out=args.out,
                         options=SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature),
                         labels=parse_labels(args.labels) if args.labels is not None else None,
@@ -134,9 +90,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_tteo(args: argparse.Namespace) -> int:
-    from .sample import parse_labels
-    from .tteo import TTEORequest, load_tteo_config, run_tteo
-
     cfg = load_tteo_config(args.config, args.overrides, iters=args.iters, best_of=args.best_of, lr=args.lr)
     req = TTEORequest(model=args.model, out=args.out,
                       labels=parse_labels(args.labels) if args.labels is not None else None,
@@ -150,11 +103,6 @@ def _cmd_tteo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
-    from .results import now, write_results
-
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig(teacher=args.teacher, students=parse_students(args.students),
@@ -165,8 +113,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     started, t0 = now(), time.time()
     metrics = run_bench(cfg)
     if args.json:
-        from dataclasses import asdict
-
         write_results(args.json, "speed", metrics, config=asdict(cfg), started=started, seconds=time.time() - t0)
     print(format_table(metrics))
     if args.json:
@@ -175,8 +121,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .teachers.maskgit_convert import convert_maskgit
-
     out = convert_maskgit(args.src, args.dst, variant=args.variant, heads=args.heads, overwrite=args.overwrite,
                           allow_pickle=args.allow_pickle)
     print(f"convert: {args.kind} teacher written to {out} (safetensors; load it with teacher={out} or --model {out})")
@@ -184,8 +128,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import ReportOptions, build_report
-
     out = build_report(ReportOptions(results=args.results, out=args.out, grids=args.grids,
                                      checkpoints=args.checkpoints, device=args.device, seed=args.seed))
     print(f"report: {out.sections} sections, {out.numbers} numbers, {len(out.not_measured)} results files not yet "
@@ -330,7 +272,6 @@ def _leave_process_group() -> bool:
     """
     if "torch.distributed" not in sys.modules:
         return False
-    import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return False
@@ -348,7 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    from .pretrained import pickle_allowed
 
     try:
         with pickle_allowed(getattr(args, "allow_pickle", False)):

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+import torch
 import yaml
 
 from .errors import ConfigError
+from .files import atomic_write_bytes
 
 T = TypeVar("T")
 
@@ -77,8 +79,6 @@ class TrainConfig:
 
 def torch_dtype(name: str):
     """``"float16"`` → ``torch.float16`` (for :attr:`TrainConfig.export_dtype`)."""
-    import torch
-
     return getattr(torch, name)
 
 
@@ -286,8 +286,6 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from .pretrained import atomic_write_bytes
-
     atomic_write_bytes(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
 

@@ -31,11 +31,18 @@ import torch
 
 from .config import DataConfig
 from .data import build_dataset
+from .errors import ConfigError
 from .eval.references import image_batches
+from .evaluate import evaluate
 from .imageio import make_grid, save_image
 from .paths import checkpoint_dir, config_path
+from .report import ReportOptions, build_report
+from .results import write_results
+from .run import run_training
+from .sample import SamplingOptions
 from .tokenizer import VQTokenizer
 from .tokenizer.metrics import reconstruction_metrics
+from .tteo import TTEORequest, load_tteo_config, run_tteo
 
 DATASETS = ("mnist", "world")
 
@@ -89,7 +96,6 @@ def _tokenizer(name: str, out_dir: Path, tiny: bool, progress: bool) -> tuple[VQ
     shipped = checkpoint_dir(f"tokenizer-{name}")
     if not tiny and (shipped / "model.safetensors").is_file():
         return VQTokenizer.from_pretrained(shipped), str(shipped)
-    from .cli import run_training
 
     overrides = [f"train.out_dir={out_dir / 'runs'}", f"train.run_name={name}"]
     if tiny:
@@ -120,8 +126,6 @@ def tokenizer_rows(out_dir: Path, budget: DemoBudget, tiny: bool, progress: bool
 def _train(command: str, preset: str, name: str, out_dir: Path, budget: DemoBudget, steps: int,
            extra: list[str], progress: bool) -> Path:
     """One training stage through the CLI's code path; returns its ``final/`` folder."""
-    from .cli import run_training
-
     overrides = [f"train.out_dir={out_dir / 'runs'}", f"train.run_name={name}", f"train.max_steps={steps}",
                  f"train.batch_size={budget.batch_size}", f"train.threads={budget.threads}",
                  f"train.warmup_steps={min(100, max(1, steps // 5))}", "train.checkpoint_every=0",
@@ -132,9 +136,6 @@ def _train(command: str, preset: str, name: str, out_dir: Path, budget: DemoBudg
 
 def _evaluate(model: str | Path, metrics: list[str], num: int, dataset: str, progress: bool,
               **sampling: Any) -> dict[str, Any]:
-    from .evaluate import evaluate
-    from .sample import SamplingOptions
-
     return evaluate(str(model), metrics, num, DataConfig(dataset=dataset), progress=progress,
                     sampling=SamplingOptions(**sampling) if sampling else None)
 
@@ -176,8 +177,6 @@ def _keep(res: dict[str, Any]) -> dict[str, Any]:
 
 def run_tteo_demo(student: Path, out: Path, budget: DemoBudget, progress: bool) -> dict[str, Any]:
     """TTEO + best-of-N on the first ``world_prompts`` held-out prompts (world rewards)."""
-    from .tteo import TTEORequest, load_tteo_config, run_tteo
-
     cfg = load_tteo_config(config_path("world", "tteo.yaml"), iters=budget.tteo_iters, best_of=budget.best_of)
     req = TTEORequest(model=str(student), out=str(out), num=budget.world_prompts, batch_size=16)
     return run_tteo(req, cfg, progress=progress)
@@ -198,13 +197,8 @@ def _f(digits: int) -> Callable[[Any], str]:
 def run_demo(out_dir: str | Path = "runs/demo", tiny: bool = False, progress: bool = True,
              size: str | None = None) -> dict[str, Any]:
     """Run the demo into ``out_dir`` (``size``: tiny, default or full); returns its summary."""
-    from .report import ReportOptions, build_report
-    from .results import write_results
-
     size = size or ("tiny" if tiny else "default")
     if size not in BUDGETS:
-        from .errors import ConfigError
-
         raise ConfigError(f"demo size must be one of {', '.join(BUDGETS)}, got {size!r}.")
     budget = BUDGETS[size]
     out_dir = Path(out_dir)

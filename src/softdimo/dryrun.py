@@ -31,7 +31,17 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .distill.gan import TeacherDiscriminator
+from .distill.train import resolve_teacher
 from .errors import CheckpointError, ConfigError
+from .mdm import Condition, MaskedTransformer
+from .mdm.text import minilm_dir
+from .teachers.amused import AmusedCondition, AmusedNetwork, AmusedVQ, require_diffusers
+from .teachers.maskgit_net import MaskGITTransformer
+from .teachers.registry import resolve_kind
+from .teachers.train import resolve_tokenizer
+from .teachers.vqgan import TamingVQGAN
+from .tokenizer import VQTokenizer
 
 GIB = 1024 ** 3
 META = torch.device("meta")
@@ -158,17 +168,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def meta_native_mdm(mdm_cfg: Any, tok_dir: Path) -> MetaTeacher:
     """A native MDM (config) + its VQ tokenizer folder + MiniLM for text, on meta."""
-    from .mdm import Condition, MaskedTransformer
-    from .tokenizer import VQTokenizer
-
     mdm = on_meta(lambda: MaskedTransformer(mdm_cfg))
     tok_cfg = VQTokenizer.read_config(tok_dir)
     tok = on_meta(lambda: VQTokenizer(tok_cfg))
     text = None
     if mdm_cfg.cond == "text":
-        from transformers import AutoConfig, AutoModel
-
-        from .mdm.text import minilm_dir
+        from transformers import AutoConfig, AutoModel  # heavy: transformers, only to size a text teacher's MiniLM
 
         text_cfg = AutoConfig.from_pretrained(str(minilm_dir()), local_files_only=True)
         text = on_meta(lambda: AutoModel.from_config(text_cfg))
@@ -183,18 +188,14 @@ def meta_native_mdm(mdm_cfg: Any, tok_dir: Path) -> MetaTeacher:
 
 
 def meta_native(path: Path) -> MetaTeacher:
-    from .mdm import MaskedTransformer
-
     return meta_native_mdm(MaskedTransformer.read_config(path / "mdm"), path / "tokenizer")
 
 
 def meta_amused(path: Path) -> MetaTeacher:
     """An aMUSEd folder's transformer, VQ and text encoder, from their config.json files, on meta."""
-    from .teachers.amused import AmusedNetwork, AmusedVQ, require_diffusers
-
     require_diffusers()
-    from diffusers import UVit2DModel, VQModel
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    from diffusers import UVit2DModel, VQModel  # optional dependency (the amused extra)
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection  # loaded with diffusers only
 
     t_cfg = _read_json(path / "transformer" / "config.json")
     v_cfg = _read_json(path / "vqvae" / "config.json")
@@ -209,8 +210,6 @@ def meta_amused(path: Path) -> MetaTeacher:
     seq = int(getattr(text_cfg, "max_position_embeddings", 77))
 
     def make_cond(b: int, dtype: torch.dtype) -> Any:
-        from .teachers.amused import AmusedCondition
-
         return AmusedCondition(torch.zeros(b, seq, text_cfg.hidden_size, dtype=dtype, device=META),
                                torch.zeros(b, text_cfg.projection_dim, dtype=dtype, device=META),
                                torch.zeros(b, 5, dtype=dtype, device=META))
@@ -220,10 +219,6 @@ def meta_amused(path: Path) -> MetaTeacher:
 
 def meta_maskgit(path: Path) -> MetaTeacher:
     """A converted MaskGIT folder's transformer and VQGAN, from their config.json files, on meta."""
-    from .mdm import Condition
-    from .teachers.maskgit_net import MaskGITTransformer
-    from .teachers.vqgan import TamingVQGAN
-
     t_cfg = MaskGITTransformer.read_config(path / "mdm")
     v_cfg = TamingVQGAN.read_config(path / "tokenizer")
     net = on_meta(lambda: MaskGITTransformer(t_cfg))
@@ -256,8 +251,6 @@ def _micro_batch(train: Any) -> int:
 
 def plan_teacher_training(cfg: Any) -> MemoryPlan:
     """``train-teacher``: the MDM trains (Adam + EMA); the tokenizer (and MiniLM) are frozen."""
-    from .teachers.train import resolve_tokenizer
-
     t = meta_native_mdm(cfg.model, resolve_tokenizer(cfg.tokenizer))
     b, dtype = _micro_batch(cfg.train), autocast_dtype(cfg.train.mixed_precision)
     plan = MemoryPlan("train-teacher", "(being trained)", b, cfg.train.mixed_precision)
@@ -272,9 +265,6 @@ def plan_teacher_training(cfg: Any) -> MemoryPlan:
 
 def plan_distillation(command: str, cfg: Any) -> MemoryPlan:
     """``distill`` / ``refine`` (module docstring)."""
-    from .distill.train import resolve_teacher
-    from .teachers.registry import resolve_kind
-
     path = resolve_teacher(cfg.teacher, cfg.teacher_kind)
     kind = resolve_kind(cfg.teacher_kind, path)
     if kind not in META_TEACHERS:
@@ -292,8 +282,6 @@ def plan_distillation(command: str, cfg: Any) -> MemoryPlan:
         plan.components.append(Component("text encoder (frozen)", count(t.text)[0]))
     acts = _activations(t, t.mdm, b, dtype, trains=True)
     if command == "refine":
-        from .distill.gan import TeacherDiscriminator
-
         if cfg.gan.w_gan > 0:
             disc = on_meta(lambda: TeacherDiscriminator(t.mdm, cfg.gan))
             heads = count(disc)[0]

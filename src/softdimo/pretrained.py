@@ -27,7 +27,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import from_dict
 from .errors import CheckpointError
+from .files import atomic_write_bytes  # re-exported: every writer of model folders uses it
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -61,24 +63,6 @@ def find_weights(folder: str | os.PathLike) -> Path | None:
     return None
 
 M = TypeVar("M", bound="PretrainedMixin")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; written files are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -179,8 +163,6 @@ class PretrainedMixin:
     @classmethod
     def read_config(cls, path: str | os.PathLike) -> Any:
         """Read and validate the typed config of a pretrained folder without loading weights."""
-        from .config import from_dict  # local import: config imports nothing from here
-
         path = Path(path)
         cfg_file = path / CONFIG_NAME
         if not cfg_file.is_file():

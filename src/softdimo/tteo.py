@@ -38,10 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
+from .config import load_config, to_dict
 from .errors import DataError
+from .rewards import build_composite
 from .rewards.base import CompositeReward, RewardTermConfig, zscore_composite
 from .rewards.inputs import label_prompts
+from .sample import StudentGenerator, check_output, conditions_for, load_generator, read_prompts_file, write_outputs
 from .soft import sample_tokens, soft_probs
 
 
@@ -191,13 +195,6 @@ class TTEORequest:
 
 def run_tteo(req: TTEORequest, cfg: TTEOConfig, progress: bool = True) -> dict[str, Any]:
     """Load the student and the rewards, run TTEO on every condition and write the images."""
-    from tqdm.auto import tqdm
-
-    from .config import to_dict
-    from .rewards import build_composite
-    from .sample import (StudentGenerator, check_output, conditions_for, load_generator, read_prompts_file,
-                         write_outputs)
-
     if sum(x is not None for x in (req.labels, req.prompts, req.prompts_file)) > 1:
         raise DataError("give at most one of --labels, --prompts and --prompts-file.")
     if req.batch_size < 1:
@@ -244,8 +241,6 @@ def run_tteo(req: TTEORequest, cfg: TTEOConfig, progress: bool = True) -> dict[s
 
 def load_tteo_config(path: str | Path | None, overrides: Sequence[str] = (), **flags: Any) -> TTEOConfig:
     """The TTEO config from an optional YAML preset, dotted overrides and the CLI flags (flags win)."""
-    from .config import load_config
-
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(TTEOConfig, path, [*overrides, *extra])
 

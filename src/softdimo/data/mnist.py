@@ -39,7 +39,7 @@ def mnist_zip_path() -> Path:
 @functools.lru_cache(maxsize=2)
 def _read_zip(path: str) -> dict[str, np.ndarray]:
     try:
-        import zarr
+        import zarr  # optional at run time: zarr reads the MNIST wheel's arrays only when MNIST loads
     except ImportError as e:
         raise DataError(f"reading MNIST needs the 'zarr' package, which is not installed. "
                         f"Install it with `{INSTALL_HINT}`.") from e

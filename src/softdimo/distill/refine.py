@@ -50,6 +50,8 @@ from ..config import DataConfig, TrainConfig
 from ..data import build_dataset
 from ..errors import ConfigError
 from ..paths import find_folder
+from ..rewards import build_composite
+from ..rewards.inputs import label_prompts
 from ..soft import soft_diagnostics
 from ..teachers.student import OneStepStudent
 from ..tokenizer.cache import cached_token_ids
@@ -137,7 +139,6 @@ class RefineStage(DistillStage):
         """The weighted composite of ``reward.terms`` (None without terms), in training mode (running z-scores)."""
         if not self.cfg.reward.terms:
             return None
-        from ..rewards import build_composite
 
         return build_composite(self.cfg.reward.terms, ctx.device).train()
 
@@ -145,7 +146,6 @@ class RefineStage(DistillStage):
         """The prompts the rewards read: the drawn prompts, or the labels' prompts ("a photo of a 3")."""
         if "prompts" in inputs:
             return list(inputs["prompts"])
-        from ..rewards.inputs import label_prompts
 
         return label_prompts(inputs["labels"])
 

@@ -452,7 +452,7 @@ def fid_torchmetrics(f_real: Any, f_fake: Any, batch_size: int = 1024) -> float:
     an optional (test/benchmark) dependency, imported here.
     """
     try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.fid import FrechetInceptionDistance  # optional (test extra): the cross-check only
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise SoftdimoError(
             "fid_torchmetrics needs torchmetrics: `pip install 'torchmetrics>=1.0,<2'` "

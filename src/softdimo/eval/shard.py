@@ -15,14 +15,13 @@ import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 
 def process_group() -> tuple[int, int]:
     """(rank, world size): from torch.distributed, or torchrun's environment (joined through accelerate)."""
-    import torch.distributed as dist
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        from accelerate import PartialState
+        from accelerate import PartialState  # heavy: accelerate, only under torchrun
 
         PartialState(cpu=not torch.cuda.is_available())
     if dist.is_available() and dist.is_initialized():
@@ -39,8 +38,6 @@ def gather_in_order(mine: list[tuple[int, Any]], world: int) -> list[Any]:
     """Every process's ``(start, batch)`` pairs, on every process, sorted by start index."""
     if world == 1:
         return [b for _, b in sorted(mine, key=lambda x: x[0])]
-    import torch.distributed as dist
-
     parts: list[list[tuple[int, Any]] | None] = [None] * world
     dist.all_gather_object(parts, mine)
     return [b for _, b in sorted((x for part in parts for x in part or []), key=lambda x: x[0])]

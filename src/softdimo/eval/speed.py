@@ -45,7 +45,7 @@ def _rss_bytes() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:  # not Linux: fall back to the (monotonic) peak reported by getrusage
-        import resource
+        import resource  # Unix only: peak memory where the platform has it
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -108,7 +108,7 @@ def release_freed_memory() -> None:
     pages freed by earlier calls and still held by the process.
     """
     try:
-        import ctypes
+        import ctypes  # platform-specific: glibc's malloc_trim, where there is one
 
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -101,7 +101,7 @@ class TextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoModel, AutoTokenizer  # heavy: transformers, only for text models
         except ImportError as e:
             raise SoftdimoError(f"the text encoder needs transformers: {INSTALL_HINT}.") from e
         try:

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ..errors import DataError
 from ..pretrained import atomic_write_bytes
+from . import grids
 from .document import Figure, ImageGrid, Report
 from .html import render_html
 from .markdown import render_markdown
@@ -59,10 +62,6 @@ def build(opts: ReportOptions) -> Report:
     rd = ResultsDir(root)
     sections = [make(rd) for make in SECTIONS]
     if opts.grids:
-        import torch
-
-        from . import grids
-
         device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
         sections.append(grids.section(opts.checkpoints, opts.seed, device))
     rest = [rel for rel in rd.all_files() if rel not in rd.used]

@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ..errors import SoftdimoError
+from ..imageio import make_grid, to_uint8
+from ..sample import (SamplingOptions, conditions_for, generate_images, heldout_prompts_interleaved, load_generator,
+                      read_kind)
 from .document import GridRow, ImageGrid, Section, Source, Text
 from .sections.common import sampler_text
 
@@ -50,8 +54,6 @@ class GridSpec:
 
 def default_specs(checkpoints: str | Path, seed: int = 0) -> list[GridSpec]:
     """Grids of the shipped checkpoints (module docstring); absent student folders are listed in ``missing``."""
-    from ..sample import heldout_prompts_interleaved, read_kind
-
     root = Path(checkpoints)
     out = []
     for domain, cond in (("mnist", {"labels": list(range(10))}),
@@ -88,10 +90,6 @@ def command_for(spec: GridSpec, model: GridModel, num: int) -> str:
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
-    from PIL import Image
-
-    from ..imageio import to_uint8
-
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
@@ -99,9 +97,6 @@ def png_bytes(image: torch.Tensor) -> bytes:
 
 def draw(spec: GridSpec, device: str | torch.device = "cpu", problems: list[str] | None = None) -> ImageGrid:
     """Sample every model of ``spec`` (module docstring) into one :class:`ImageGrid`."""
-    from ..imageio import make_grid
-    from ..sample import SamplingOptions, conditions_for, generate_images, load_generator
-
     conds_list = [str(x) for x in (spec.labels if spec.labels is not None else spec.prompts or [])]
     num = len(conds_list) * spec.per_condition
     grid = ImageGrid(spec.name, spec.title, conds_list,

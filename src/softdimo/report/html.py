@@ -10,6 +10,8 @@ import io
 import re
 from html import escape
 
+from PIL import Image
+
 from .document import Figure, ImageGrid, Report, Section, Source, Table, Text
 
 CSS = """
@@ -81,8 +83,6 @@ def figure_html(f: Figure) -> str:
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
-    from PIL import Image
-
     with Image.open(io.BytesIO(png)) as im:
         return im.size
 

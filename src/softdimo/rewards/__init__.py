@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import ConfigError
+from .attribute import AttributeReward
 from .base import (ADAPTER_KINDS, IN_PROJECT_KINDS, CompositeReward, Reward, RewardTermConfig, RunningZScore,
                    ScaledReward, normalized, zscore_composite)
+from .miniclip import MiniClipReward
 
 
 def _load_raw(cfg: RewardTermConfig, device: torch.device | str) -> Reward:
@@ -23,14 +25,10 @@ def _load_raw(cfg: RewardTermConfig, device: torch.device | str) -> Reward:
             raise ConfigError(f"reward '{cfg.kind}' needs `path:`: a folder written by `softdimo train-reward` "
                               f"(e.g. checkpoints/reward-{cfg.kind}-world).")
         if cfg.kind == "miniclip":
-            from .miniclip import MiniClipReward
-
             return MiniClipReward.from_pretrained(cfg.path, device=device)
-        from .attribute import AttributeReward
-
         return AttributeReward.from_pretrained(cfg.path, device=device)
     if cfg.kind in ADAPTER_KINDS:
-        try:
+        try:  # optional: the adapters of real reward models (transformers) may be absent from an installation
             from .adapters import load_adapter  # type: ignore[attr-defined]
         except ImportError as e:
             raise ConfigError(f"reward kind '{cfg.kind}' needs softdimo.rewards.adapters.load_adapter, which is not "

@@ -46,6 +46,7 @@ from torch import nn
 
 from ..data import geneval as ge
 from ..errors import ConfigError, DataError
+from ..paths import find_folder
 from ..pretrained import PretrainedMixin
 from ..train import Context, Tick
 from .backbone import BackboneConfig, SceneCNN
@@ -238,8 +239,6 @@ class AttributeReward(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu", **kw: Any) -> "AttributeReward":
-        from ..paths import find_folder
-
         found = find_folder(str(path), "config.json")
         if found is None:
             raise ConfigError(f"attribute reward folder {str(path)!r} not found. Train one with `softdimo "

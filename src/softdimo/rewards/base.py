@@ -28,6 +28,8 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 RewardKind = Literal["miniclip", "attribute", "clip_score", "hpsv2", "pickscore", "imagereward"]
 IN_PROJECT_KINDS = ("miniclip", "attribute")
 ADAPTER_KINDS = ("clip_score", "hpsv2", "pickscore", "imagereward")
@@ -89,8 +91,6 @@ class RunningZScore(nn.Module):
     def __init__(self, reward: Reward, momentum: float = 0.01, eps: float = 1e-4):
         super().__init__()
         if not 0.0 < momentum <= 1.0:
-            from ..errors import ConfigError
-
             raise ConfigError(f"zscore_momentum must be in (0, 1], got {momentum}.")
         self.reward = reward
         self.name = reward.name
@@ -138,13 +138,9 @@ class CompositeReward(nn.Module):
         if len(terms) != len(weights):
             raise ValueError(f"{len(terms)} rewards but {len(weights)} weights")
         if not terms:
-            from ..errors import ConfigError
-
             raise ConfigError("a reward composite needs at least one reward term; add one under `rewards:`.")
         names = [t.name for t in terms]
         if len(set(names)) != len(names):
-            from ..errors import ConfigError
-
             raise ConfigError(f"reward names must be unique, got {names}; set `name:` on repeated kinds.")
         self.terms = nn.ModuleList([t if isinstance(t, nn.Module) else _Holder(t) for t in terms])
         self._rewards = list(terms)

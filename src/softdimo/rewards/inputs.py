@@ -23,14 +23,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..data import geneval as ge
+from ..data.world import BACKGROUND
 from ..errors import DataError
 
 DIGIT_FRAME_32 = 18  # pasted side of a 28 px MNIST frame on a 32 px canvas (its 20 px digit → ≈ 13 px)
 
 
 def _background(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    from ..data.world import BACKGROUND
-
     return torch.tensor(BACKGROUND, device=device, dtype=dtype).view(1, 3, 1, 1) / 255.0
 
 
@@ -54,8 +54,6 @@ def world_canvas(images: torch.Tensor, size: int = 32) -> torch.Tensor:
 
 def label_prompts(labels: Sequence[int] | torch.Tensor) -> list[str]:
     """Class labels 0–9 → the digit world's single-object prompts, e.g. 3 → "a photo of a 3"."""
-    from ..data import geneval as ge
-
     out = []
     for lab in torch.as_tensor(labels).reshape(-1).tolist():
         if not 0 <= int(lab) <= 9:

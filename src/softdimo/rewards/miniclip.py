@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..mdm.text import FEATURE_DIM, TextEncoder
+from ..paths import find_folder
 from ..pretrained import PretrainedMixin
 from ..train import Context, Tick
 from .backbone import BackboneConfig, SceneCNN
@@ -89,8 +90,6 @@ class MiniClipReward(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: torch.device | str = "cpu", **kw: Any) -> "MiniClipReward":
-        from ..paths import find_folder
-
         found = find_folder(str(path), "config.json")
         if found is None:
             raise ConfigError(f"mini-CLIP folder {str(path)!r} not found. Train one with `softdimo train-reward "

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import DataConfig, torch_dtype
+from ..data import geneval as ge
+from ..data.world import enumerate_metadata, load_world
 from ..errors import DataError
 from ..train import Context, Phase, Tick
 
@@ -65,8 +67,6 @@ class Scenes:
 
 def render_scenes(data: DataConfig, split: str, n: int | None = None) -> Scenes:
     """The first ``n`` scenes (default: all) of the digit world's ``split`` under ``data``'s knobs."""
-    from ..data.world import load_world
-
     if data.dataset != "world":
         raise DataError(f"the in-project rewards are trained on digit-world scenes; set data.dataset=world "
                         f"(got {data.dataset!r}).")
@@ -80,9 +80,6 @@ def render_scenes(data: DataConfig, split: str, n: int | None = None) -> Scenes:
 @functools.lru_cache(maxsize=1)
 def prompt_table() -> dict[str, dict[str, Any]]:
     """Every digit-world prompt → its GenEval metadata (the world's whole prompt space)."""
-    from ..data import geneval as ge
-    from ..data.world import enumerate_metadata
-
     return {m["prompt"]: m for tag in ge.TAGS for m in enumerate_metadata(tag)}
 
 

@@ -38,6 +38,7 @@ import torch
 import yaml
 
 from ..errors import CheckpointError, ConfigError
+from .maskgit import MaskGITTeacher
 from ..pretrained import pickle_is_allowed
 from .maskgit_net import MaskGITConfig, MaskGITTransformer, grid_from_positions
 from .vqgan import TamingVQGAN, VQGANConfig
@@ -209,8 +210,6 @@ def convert_maskgit(src: str | Path, dst: str | Path, variant: int = 256, heads:
                     overwrite: bool = False, allow_pickle: bool | None = None) -> Path:
     """Convert the published files in ``src`` (``variant`` picks MaskGIT_ImageNet_<variant>.pth) into the
     teacher folder ``dst`` (module docstring). The image size is the token grid × the VQGAN's factor."""
-    from .maskgit import MaskGITTeacher
-
     files = find_published(src, variant)
     dst = Path(dst).expanduser()
     if dst.exists() and any(dst.iterdir()) and not overwrite:

@@ -15,6 +15,7 @@ from torch.utils.data import default_collate
 
 from ..config import DataConfig, TrainConfig, torch_dtype
 from ..data import build_dataset
+from ..errors import ConfigError
 from ..train import Context, Phase, Tick
 from .vq import VQConfig, VQTokenizer
 
@@ -40,8 +41,6 @@ class TokenizerStage:
         self.data = build_dataset(self.cfg.data, "train")
         m = self.cfg.model
         if (self.data.channels, self.data.image_size) != (m.in_channels, m.image_size):
-            from ..errors import ConfigError
-
             raise ConfigError(
                 f"dataset '{self.data.name}' has {self.data.channels}-channel {self.data.image_size}px "
                 f"images but model.in_channels={m.in_channels}, model.image_size={m.image_size}. "

@@ -26,6 +26,7 @@ from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -175,8 +176,8 @@ def _warmup(steps: int) -> Callable[[int], float]:
 
 
 def _build_accelerator(cfg: TrainConfig) -> Any:
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    from accelerate import Accelerator  # heavy: accelerate's state machinery, only when a run starts
+    from accelerate.state import AcceleratorState  # (with Accelerator)
 
     # Several runs may share one Python process (the demo, tests, notebooks): forget the previous
     # run's mixed-precision choice; the process group (PartialState) is kept.
@@ -251,8 +252,6 @@ def _sanitize_grads(params: list[nn.Parameter]) -> int:
 
 def _across_processes(logs: dict[str, float], counters: dict[str, int]) -> dict[str, float]:
     """Logged values averaged over processes (each over the processes that logged it); counters summed."""
-    import torch.distributed as dist
-
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, (logs, counters))
     keys = sorted(set().union(*(p[0] for p in parts)))
@@ -282,7 +281,7 @@ class MetricsLog:
             kept = [r for r in self.path.read_text().splitlines() if _row_step(r) <= resume_step]
             atomic_write_bytes(self.path, "".join(r + "\n" for r in kept).encode())
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # heavy: tensorboard, only for the main process's log
 
             # purge_step: TensorBoard hides the events a killed run wrote after the checkpoint
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)

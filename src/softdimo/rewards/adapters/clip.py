@@ -55,7 +55,7 @@ def load_clip_folder(kind: str, path: str | os.PathLike, expected: str, fit: Lit
     offline()
     pre: dict = {}
     if p.is_dir() and (p / "config.json").is_file():
-        from transformers import CLIPModel
+        from transformers import CLIPModel  # heavy: transformers, only for this adapter
 
         mtype = json.loads((p / "config.json").read_text()).get("model_type")
         if mtype != "clip":

@@ -128,6 +128,7 @@ def _load(module: nn.Module, sd: dict, what: str, file: Path) -> None:
 
 def build_models(sd: dict[str, torch.Tensor], med: dict, file: Path):
     """``(BlipVisionModel, BlipTextModel, RewardHead)`` filled with the weights of ``ImageReward.pt``."""
+    # heavy: transformers, only for this adapter
     from transformers import BlipTextConfig, BlipTextModel, BlipVisionConfig, BlipVisionModel
 
     vsd, tsd, hsd = split_state_dict(sd)

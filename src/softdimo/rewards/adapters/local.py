@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from safetensors.torch import load_file
 import torch
 
 from ...errors import CheckpointError
@@ -76,8 +77,6 @@ def read_state_dict(kind: str, file: Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file as float32 (integer buffers unchanged), with wrappers removed."""
     try:
         if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             obj = load_file(str(file))
         else:
             obj = torch.load(str(file), map_location="cpu", weights_only=True)

@@ -147,7 +147,7 @@ def resolve_config(sd: dict[str, torch.Tensor], folder: Path) -> tuple[dict[str,
 
 def hf_config(cfg: dict[str, Any], sd: dict[str, torch.Tensor], tokenizer=None):
     """The ``transformers.CLIPConfig`` of an open_clip model config (intermediate sizes from ``sd``)."""
-    from transformers import CLIPConfig
+    from transformers import CLIPConfig  # heavy: transformers, only when converting
 
     shapes = shape_summary(sd)
     v, t = {**shapes["vision_cfg"], **cfg.get("vision_cfg", {})}, {**shapes["text_cfg"], **cfg.get("text_cfg", {})}
@@ -209,7 +209,7 @@ def rename(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def openclip_to_hf(sd: dict[str, torch.Tensor], folder: Path, tokenizer=None):
     """``(CLIPModel, preprocess_cfg)`` holding the weights of an open_clip state dict."""
-    from transformers import CLIPModel
+    from transformers import CLIPModel  # heavy: transformers, only when converting
 
     cfg, pre = resolve_config(sd, folder)
     model = CLIPModel(hf_config(cfg, sd, tokenizer))
