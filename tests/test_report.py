@@ -268,13 +268,17 @@ def test_report_with_grids_embeds_the_strips(results, tmp_path, one_thread):
     ckpt.mkdir()
     (ckpt / "teacher-mnist").symlink_to(teacher)
     (ckpt / "dimo-mnist").symlink_to(student)
+    manifest = json.loads((student / "student.json").read_text())
+    manifest["distillation"] = {"teacher": "checkpoints/teacher-mnist"}  # its provenance joins it to its teacher
+    (student / "student.json").write_text(json.dumps(manifest))
     s = build_report(ReportOptions(results=str(results), out=str(tmp_path / "rep"), grids=True,
                                    checkpoints=str(ckpt), device="cpu"))
     html = s.html.read_text()
     pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(pngs) == 4  # teacher at 1, 4, 16 steps + Di[M]O; Soft-Di[M]O and the world models are absent
+    assert len(pngs) == 4  # teacher at 1, 4, 16 steps + its one student; only what the folder holds is drawn
     for p in pngs:
         Image.open(io.BytesIO(base64.b64decode(p))).verify()
-    assert any("soft-dimo-mnist" in p and "absent" in p for p in s.problems)
-    assert any("world: no generator folders" in p for p in s.problems)
+    assert sorted(re.findall(r'<img class="grid" alt="([^"]+)"', html)) == [
+        "dimo-mnist, 1 step", "teacher-mnist, N=1", "teacher-mnist, N=16", "teacher-mnist, N=4"]
+    assert not [p for p in s.problems if "grid" in p.lower() or "absent" in p]
     assert len([a for a in s.assets if a.suffix == ".png"]) == 4

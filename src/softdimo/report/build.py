@@ -1,6 +1,7 @@
 """`softdimo report`: build ``report.md`` and a self-contained ``report.html`` from a folder of results JSON.
 
-Order: overview (headline numbers), the sections of :data:`softdimo.report.sections.SECTIONS`,
+Order: overview (headline numbers), the demo's stages (``demo.json``), the sections of
+:data:`softdimo.report.sections.SECTIONS`,
 the sample grids (``--grids``), every results file no section read ("Other results"), and the
 inventory of results files (status, commit, date, command; absent ones "not yet measured").
 Assets of the Markdown report go to ``OUT/assets/`` (``fig-*.svg`` plots, ``grid-*.png`` strips;
@@ -20,11 +21,11 @@ from .document import Figure, ImageGrid, Report
 from .html import render_html
 from .markdown import render_markdown
 from .schema import ResultsDir
-from .sections import SECTIONS, other, overview
+from .sections import SECTIONS, demo, other, overview
 
-INTRO = ("Built by `softdimo report` from the results JSON files in `{results}`. Every number names its evaluator, "
+INTRO = ("Built by `softdimo report` from the results JSON files in {results}. Every number names its evaluator, "
          "its sample count N and the command that produced it: in the line or numbered list under its table, and "
-         "on hover in the HTML page. \"—\" and \"not yet measured\" mark numbers no results file holds yet.")
+         "on hover in the HTML page. A \"—\" cell is a number its results file does not hold.")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ReportOptions:
     """What `softdimo report` builds."""
 
     results: str = "benchmarks/results"  # folder of results JSON files
+    overlay: list[str] = field(default_factory=list)  # further folders whose files replace same-named ones of results
     out: str = "report"  # output folder: report.md, report.html, assets/
     grids: bool = True  # draw side-by-side sample grids from the checkpoints (needs sampling)
     checkpoints: str = "checkpoints"  # folder of the shipped generator folders used by the grids
@@ -59,15 +61,16 @@ def build(opts: ReportOptions) -> Report:
     if not root.is_dir():
         raise DataError(f"--results {root} is not a folder; pass the folder of results JSON files "
                         f"(e.g. benchmarks/results).")
-    rd = ResultsDir(root)
-    sections = [make(rd) for make in SECTIONS]
+    rd = ResultsDir(root, opts.overlay)
+    sections = [demo.section(rd), *(make(rd) for make in SECTIONS)]
     if opts.grids:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
         sections.append(grids.section(opts.checkpoints, opts.seed, device))
     rest = [rel for rel in rd.all_files() if rel not in rd.used]
     if rest:
         sections.append(other.section(rd, rest))
-    return Report(opts.title, INTRO.format(results=opts.results),
+    folders = ", ".join(f"`{p}`" for p in [opts.results, *opts.overlay])
+    return Report(opts.title, INTRO.format(results=folders),
                   [overview.section(rd), *sections, overview.inventory(rd)])
 
 
@@ -116,8 +119,8 @@ def build_report(opts: ReportOptions) -> ReportSummary:
     """Build and write the report (module docstring); returns a :class:`ReportSummary`."""
     report = build(opts)
     md, html, assets = write(report, opts.out)
-    root = Path(opts.results)
-    missing = [rel for rel in overview.EXPECTED if not (root / rel).is_file()]
+    roots = [Path(p) for p in [opts.results, *opts.overlay]]
+    missing = [rel for rel in overview.EXPECTED if not any((r / rel).is_file() for r in roots)]
     return ReportSummary(md, html, assets, len(report.sections), report.numbers(), missing,
                          [p for s in report.sections for p in s.problems])
 

@@ -4,8 +4,10 @@ Every strip is drawn exactly as ``softdimo sample --model M [--steps N] --labels
 --out strip.png`` draws it (:func:`softdimo.sample.conditions_for` + :func:`~softdimo.sample.generate_images`),
 so the command printed under each strip reproduces it. Columns are the conditions (class labels, or
 prompts), repeated ``per_condition`` times (one row each); every model gets the same conditions and
-seed. :func:`default_specs` picks the shipped checkpoints that exist: MNIST (labels 0–9) and the
-digit world (the first held-out prompt of each GenEval tag).
+seed. :func:`default_specs` reads what the checkpoints folder holds
+(:func:`softdimo.teachers.catalog.families`): each teacher at 1, 4 and 16 steps and every student
+distilled from it; class models draw labels 0–9, text models the first held-out prompt of each
+GenEval tag.
 """
 from __future__ import annotations
 
@@ -20,12 +22,12 @@ from PIL import Image
 
 from ..errors import SoftdimoError
 from ..imageio import make_grid, to_uint8
-from ..sample import (SamplingOptions, conditions_for, generate_images, heldout_prompts_interleaved, load_generator,
-                      read_kind)
+from ..sample import SamplingOptions, conditions_for, generate_images, heldout_prompts_interleaved, load_generator
+from ..teachers.catalog import families
 from .document import GridRow, ImageGrid, Section, Source, Text
 from .sections.common import sampler_text
 
-TITLE = "Sample grids: teacher N steps vs Di[M]O vs Soft-Di[M]O"
+TITLE = "Sample grids: each shipped teacher at N steps vs its one-step students"
 TEACHER_STEPS = (1, 4, 16)
 
 
@@ -53,27 +55,18 @@ class GridSpec:
 
 
 def default_specs(checkpoints: str | Path, seed: int = 0) -> list[GridSpec]:
-    """Grids of the shipped checkpoints (module docstring); absent student folders are listed in ``missing``."""
-    root = Path(checkpoints)
+    """One grid per teacher under ``checkpoints`` with the students distilled from it (module docstring)."""
     out = []
-    for domain, cond in (("mnist", {"labels": list(range(10))}),
-                         ("world", {"prompts": [m["prompt"] for m in heldout_prompts_interleaved()[:6]]})):
-        teacher = root / f"teacher-{domain}"
-        candidates = [GridModel(f"teacher N={n}", str(teacher), n) for n in TEACHER_STEPS] + \
-            [GridModel("Di[M]O", str(root / f"dimo-{domain}")),
-             GridModel("Soft-Di[M]O", str(root / f"soft-dimo-{domain}"))]
-        present = [m for m in candidates if _is_generator(m.path, read_kind)]
-        missing = sorted({m.path for m in candidates if m not in present})
-        out.append(GridSpec(domain, f"{domain}: same {'labels' if 'labels' in cond else 'prompts'}, seed {seed}",
-                            present, seed=seed, missing=missing, **cond))
+    for fam in families(checkpoints):
+        cond = ({"labels": list(range(10))} if fam.cond == "class" else
+                {"prompts": [m["prompt"] for m in heldout_prompts_interleaved()[:6]]})
+        models = [GridModel(f"{fam.teacher.name}, N={n}", str(fam.teacher.path), n) for n in TEACHER_STEPS] + \
+            [GridModel(f"{s.name}, 1 step", str(s.path)) for s in fam.students]
+        what = "labels" if "labels" in cond else "prompts"
+        out.append(GridSpec(fam.teacher.name.removeprefix("teacher-"),
+                            f"{fam.teacher.name} and its one-step students: same {what}, seed {seed}",
+                            models, seed=seed, **cond))
     return out
-
-
-def _is_generator(path: str, read_kind) -> bool:
-    try:
-        return read_kind(path) is not None
-    except SoftdimoError:
-        return False
 
 
 def command_for(spec: GridSpec, model: GridModel, num: int) -> str:

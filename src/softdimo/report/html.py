@@ -30,7 +30,7 @@ code { background: #f4f4f4; padding: 0 3px; font-size: 12px; word-break: break-a
 .sources ol { margin: 2px 0; padding-left: 22px; }
 .problem { background: #fff6e0; border-left: 4px solid #e0a000; padding: 4px 10px; margin: 4px 0; font-size: 13px; }
 .note { font-size: 13px; color: #333; }
-img.grid { image-rendering: pixelated; image-rendering: crisp-edges; display: block; }
+img.grid { image-rendering: pixelated; image-rendering: crisp-edges; display: block; max-width: 100%; height: auto; }
 figure { margin: 10px 0; }
 figcaption { font-size: 13px; color: #333; }
 nav ul { columns: 2; }

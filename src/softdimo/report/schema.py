@@ -29,24 +29,26 @@ class ResultsFile:
     error: str = ""
     doc: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    root: Path | None = None  # the results folder the file was read from (files it names are relative to it)
 
     @classmethod
     def read(cls, root: Path, rel: str) -> "ResultsFile":
         path = root / rel
         if not path.is_file():
-            return cls(rel, "missing", "not yet measured")
+            return cls(rel, "missing", "not yet measured", root=root)
         try:
             doc = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            return cls(rel, "malformed", f"not valid JSON ({e})")
+            return cls(rel, "malformed", f"not valid JSON ({e})", root=root)
         if not isinstance(doc, dict):
-            return cls(rel, "malformed", f"holds a {type(doc).__name__}, not a results object")
+            return cls(rel, "malformed", f"holds a {type(doc).__name__}, not a results object", root=root)
         absent = [k for k in REQUIRED_KEYS if k not in doc]
         if absent:
-            return cls(rel, "malformed", f"lacks {', '.join(absent)} (write it with softdimo.results.write_results)")
+            return cls(rel, "malformed", f"lacks {', '.join(absent)} (write it with softdimo.results.write_results)",
+                       root=root)
         if not isinstance(doc["metrics"], dict):
-            return cls(rel, "malformed", "its \"metrics\" is not an object")
-        return cls(rel, "ok", "", doc)
+            return cls(rel, "malformed", "its \"metrics\" is not an object", root=root)
+        return cls(rel, "ok", "", doc, root=root)
 
     @property
     def ok(self) -> bool:
@@ -124,34 +126,49 @@ def _kind_name(kind: Any) -> str:
 
 
 class ResultsDir:
-    """The results folder: files opened once, by relative name; :attr:`used` lists those the report read."""
+    """The results folder: files opened once, by relative name; :attr:`used` lists those the report read.
 
-    def __init__(self, root: str | Path) -> None:
+    ``overlay`` folders lie over ``root``: a file of the same relative name in a later overlay
+    replaces the earlier one (e.g. a demo run's ``demo.json`` over the shipped benchmark results).
+    """
+
+    def __init__(self, root: str | Path, overlay: list[str | Path] | tuple[str | Path, ...] = ()) -> None:
         self.root = Path(root)
+        self.roots = [self.root, *(Path(p) for p in overlay)]
         self._files: dict[str, ResultsFile] = {}
         self.used: list[str] = []
 
+    def _root_of(self, rel: str) -> Path:
+        """The last folder holding ``rel`` (``root`` when none does)."""
+        for root in reversed(self.roots):
+            if (root / rel).is_file():
+                return root
+        return self.root
+
     def file(self, rel: str) -> ResultsFile:
-        if rel not in self._files:
-            self._files[rel] = ResultsFile.read(self.root, rel)
+        f = self.peek(rel)
         if rel not in self.used:
             self.used.append(rel)
-        return self._files[rel]
+        return f
 
     def peek(self, rel: str) -> ResultsFile:
         """Like :meth:`file` but not marked as used."""
         if rel not in self._files:
-            self._files[rel] = ResultsFile.read(self.root, rel)
+            self._files[rel] = ResultsFile.read(self._root_of(rel), rel)
         return self._files[rel]
 
     def all_files(self) -> list[str]:
-        """Every ``*.json`` under the folder (relative, sorted)."""
-        if not self.root.is_dir():
-            return []
-        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*.json") if p.is_file())
+        """Every ``*.json`` under the folders (relative, sorted, each name once)."""
+        found = {str(p.relative_to(r)) for r in self.roots if r.is_dir() for p in r.rglob("*.json") if p.is_file()}
+        return sorted(found)
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(str(p.relative_to(self.root)) for p in self.root.glob(pattern) if p.is_file())
+        found = {str(p.relative_to(r)) for r in self.roots if r.is_dir() for p in r.glob(pattern) if p.is_file()}
+        return sorted(found)
+
+    def origin(self, rel: str) -> str:
+        """The folder ``rel`` is read from, as text (for the inventory)."""
+        return str(self._root_of(rel))
 
 
 def as_float(value: Any) -> float | None:

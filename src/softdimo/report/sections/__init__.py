@@ -10,11 +10,11 @@ from typing import Callable
 
 from ..document import Section
 from ..schema import ResultsDir
-from . import ablations, class_to_image, components, domain, other, overview, soft_gan, speed, text_to_image
+from . import ablations, class_to_image, components, demo, domain, other, overview, soft_gan, speed, text_to_image
 
-# sections built from named files, in reading order (the overview and "other results" are added around them)
+# sections built from named files, in reading order (the overview, the demo and "other results" are added around them)
 SECTIONS: list[Callable[[ResultsDir], Section]] = [class_to_image.section, ablations.section, soft_gan.section,
                                                     text_to_image.section, speed.section, domain.section,
                                                     components.section]
 
-__all__ = ["SECTIONS", "overview", "other"]
+__all__ = ["SECTIONS", "overview", "other", "demo"]

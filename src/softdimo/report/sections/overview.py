@@ -26,12 +26,14 @@ def section(rd: ResultsDir) -> Section:
 
 def inventory(rd: ResultsDir) -> Section:
     """Every expected and every present results file: status, commit, date, command."""
-    inv = Table("Every expected and every present file", ["file", "status", "commit", "started", "command"])
+    several = len(rd.roots) > 1
+    inv = Table("Every expected and every present file", ["file", "status", "commit", "started", "command"] +
+                (["folder"] if several else []))
     for rel in list(dict.fromkeys(EXPECTED + rd.all_files())):
         f = rd.peek(rel)
         status = {"ok": "measured", "missing": "not yet measured"}.get(f.status, f"malformed: {f.error}")
         inv.add(label(rel), label(status), label(f.commit[:12]), label(str(f.doc.get("started", ""))),
-                label(f"`{f.command}`" if f.ok else ""))
+                label(f"`{f.command}`" if f.ok else ""), *([label(f"`{rd.origin(rel)}`")] if several else []))
     return Section(INVENTORY_TITLE, blocks=[inv])
 
 
