@@ -1,30 +1,67 @@
-"""`softdimo demo` end to end at a tiny size."""
+"""`softdimo demo` end to end at the tiny size: every stage measured, pictures written, a complete report."""
 import json
 
 import pytest
 
 from softdimo.cli import main
+from softdimo.demo.budget import BUDGETS, budget_for
+from softdimo.demo.dimo_curve import curve_steps
+from softdimo.demo.run import MARKER, prepare_out
+from softdimo.errors import DataError
+from softdimo.paths import project_root
+from softdimo.report.check import check_html
+
+STAGES = {"tokenizer_mnist", "tokenizer_world", "onestep_mnist", "onestep_world", "dimo_curve", "soft_gan", "reward",
+          "tteo"}
 
 
 @pytest.mark.slow
-def test_demo_tiny(tmp_path, capsys):
-    assert main(["demo", "--tiny", "--out", str(tmp_path), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    report = tmp_path / "report.md"
-    assert report.is_file() and str(report) in out
-    text = report.read_text()
-    for row in ("teacher-mnist", "Di[M]O (this demo)", "Soft-Di[M]O (this demo)", "soft-dimo-mnist (shipped)",
-                "teacher-world", "+ reward (this demo)", "+ reward + TTEO"):
-        assert f"| {row}" in text
-    assert (tmp_path / "reconstructions_mnist.png").is_file() and (tmp_path / "reconstructions_world.png").is_file()
-    # every stage wrote a model, and the numbers in the report come from the results files
-    for run in ("distill/mnist-dimo", "refine/mnist-soft-gan", "distill/world-dimo", "refine/world-reward"):
-        assert (tmp_path / "runs" / run / "final" / "student.json").is_file()
-    c2i = json.loads((tmp_path / "results" / "demo_class_to_image.json").read_text())["metrics"]
-    assert [r["n"] for r in c2i["rows"]] == [16] * 5
-    assert all(r["domain_fid"] > 0 for r in c2i["rows"])
-    t2i = json.loads((tmp_path / "results" / "demo_text_to_image.json").read_text())["metrics"]
-    assert len(t2i["rows"]) == 4 and all(0 <= r["geneval"] <= 1 for r in t2i["rows"])
-    assert f"{c2i['rows'][1]['domain_fid']:.2f}" in text
-    html = (tmp_path / "report" / "report.html").read_text()
-    assert "demo_class_to_image.json" in html
+def test_demo_tiny(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOFTDIMO_CACHE", str(tmp_path / "cache"))  # caches cold, as on a fresh machine
+    out = tmp_path / "demo"
+    assert main(["demo", "--tiny", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "results" / "demo.json").read_text())
+    m = doc["metrics"]
+    stages = {s["name"]: s for s in m["stages"]}
+    assert set(stages) == STAGES
+    for s in stages.values():  # every stage: two measured numbers, a metric, a verdict, a picture on disk
+        assert isinstance(s["before"], float) and isinstance(s["after"], float), s["name"]
+        assert s["metric"] and isinstance(s["improved"], bool)
+        assert s["improved"] == (s["after"] > s["before"] if s["higher_is_better"] else s["after"] < s["before"])
+        assert s["pictures"] and all((out / "results" / st["file"]).is_file()
+                                     for p in s["pictures"] for st in p["strips"])
+        assert s["title"] in printed
+    assert m["all_improved"] == all(s["improved"] for s in stages.values())
+    curve = stages["dimo_curve"]
+    assert curve["kind"] == "curve" and [p["step"] for p in curve["curve"]] == [0, BUDGETS["tiny"].dimo_steps]
+    assert curve["before"] == curve["curve"][0]["value"] and curve["after"] == curve["curve"][-1]["value"]
+    speed = stages["onestep_mnist"]
+    assert len(speed["rows"]) == 2 + 2 and all(r["seconds_per_image"] > 0 for r in speed["rows"])
+    # the students of the one-step stage are what checkpoints/ holds, never a made-up name
+    assert {r["label"].split(",")[0] for r in speed["rows"][2:]} == {"dimo-mnist", "soft-dimo-mnist"}
+    # the report: the demo's stages and the shipped results, no placeholder, every image decodes
+    html = (out / "report" / "report.html").read_text()
+    assert "Demo: every stage, before → after" in html and "speed.json" in html
+    page = check_html(html, project_root() / "checkpoints")
+    assert page.ok, page.failures()
+    assert page.images >= sum(len(p["strips"]) for s in stages.values() for p in s["pictures"])
+    # a second run into the same folder replaces the first one's outputs
+    prepare_out(out)
+    assert (out / MARKER).is_file() and not (out / "results").exists()
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(DataError, match="did not make"):
+        prepare_out(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_budgets_and_curve_steps():
+    assert budget_for("default").dimo_steps > budget_for("tiny").dimo_steps
+    with pytest.raises(Exception, match="tiny, default, full"):
+        budget_for("huge")
+    assert curve_steps(150, 3) == [50, 100, 150]
+    assert curve_steps(2, 1) == [2]
+    assert curve_steps(2, 4) == [1, 2]
