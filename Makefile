@@ -2,7 +2,7 @@
 # needed (torch 2.13.0 CPU first), then runs its job.
 PY := .venv/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo test serve
 setup:
 	@bash scripts/setup_env.sh
 
@@ -11,3 +11,6 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+serve: setup
+	$(PY) -m softdimo serve

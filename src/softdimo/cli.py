@@ -29,6 +29,7 @@ from .report import ReportOptions, build_report
 from .results import now, write_results
 from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
 from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
+from .serve import ServeConfig, launch
 from .teachers.maskgit_convert import convert_maskgit
 from .tteo import TTEORequest, load_tteo_config, run_tteo
 
@@ -52,6 +53,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     run_demo(out_dir=args.out, size="tiny" if args.tiny else "full" if args.full else "default",
              progress=not args.no_progress)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    launch(ServeConfig(checkpoints=args.checkpoints, host=args.host, port=args.port, device=args.device,
+                       teacher=args.teacher or "", students=args.students or []))
     return 0
 
 
@@ -260,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "N = 2000 (hours on a CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("serve", help="a local web page: a teacher at N steps vs its one-step students, and TTEO "
+                                     "(needs the serve extra: Gradio)")
+    p.add_argument("--checkpoints", default="", help="folder of teacher and student folders to offer "
+                                                     "(default: the project's checkpoints/)")
+    p.add_argument("--teacher", help="teacher folder preselected on the page")
+    p.add_argument("--students", nargs="*", help="student folders preselected on the page")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 
