@@ -414,10 +414,13 @@ def fidelity_metrics(args: argparse.Namespace, t_metrics: dict[str, Any], studen
         "delta_token_fraction_pass": out["delta_token_fraction"] >= 0.3,
         "delta_definition": f"p_max > {DELTA_PMAX} at eval mode over 10 classes × {m} draws",
     }
-    if args.ablations_json and Path(args.ablations_json).is_file():
-        doc = json.loads(Path(args.ablations_json).read_text())
-        out["ablations"] = {"source": str(args.ablations_json), "commit": doc.get("commit"),
-                            "command": doc.get("command"), **doc["metrics"]}
+    tables = {}
+    for path in filter(None, (args.ablations_json or "").split(",")):
+        doc = json.loads(Path(path).read_text())
+        tables[Path(path).stem] = {"source": path, "commit": doc.get("commit"), "command": doc.get("command"),
+                                   **doc["metrics"]}
+    if tables:
+        out["ablations"] = tables
     return out
 
 
@@ -624,8 +627,9 @@ def main() -> None:
                     help="dimo_mnist: where the teacher rows of the same run are written")
     ap.add_argument("--diversity-per-class", type=int, default=64,
                     help="dimo_mnist: samples per class for the diversity ratio and the token diagnostics")
-    ap.add_argument("--ablations-json", default="benchmarks/results/dimo_ablations_mnist.json",
-                    help="dimo_mnist: the ablation table (benchmarks/dimo_ablations.py) quoted under metrics.ablations")
+    ap.add_argument("--ablations-json", default="",
+                    help="dimo_mnist: comma-separated ablation tables (benchmarks/dimo_ablations.py) quoted under "
+                         "metrics.ablations, keyed by file stem")
     ap.add_argument("--speed-batch", type=int, default=64)
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
