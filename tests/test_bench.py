@@ -115,7 +115,7 @@ def test_floor_is_one_forward_and_one_decode_and_teacher_rows_use_their_passes(f
 def test_config_and_input_errors(folders):
     with pytest.raises(DataError, match="--cfg 1"):
         BenchConfig(teacher="t", cfg_scale=1.0)
-    with pytest.raises(DataError, match="batch-sizes"):
+    with pytest.raises(SoftdimoError, match="batch-sizes"):
         BenchConfig(teacher="t", batch_sizes=[0])
     with pytest.raises(DataError, match="unique"):
         BenchConfig(teacher="t", students=[("a", "x"), ("a", "y")])

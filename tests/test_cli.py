@@ -75,7 +75,7 @@ def test_two_process_training_with_torchrun(tmp_path):
     assert res.stdout.count("model saved to") == 1
     run_dir = tmp_path / "train-tokenizer" / "mnist-tokenizer"
     ck = run_dir / "checkpoint-3"
-    assert (ck / "rng-0.pt").is_file() and (ck / "rng-1.pt").is_file()
+    assert (ck / "rng-0.safetensors").is_file() and (ck / "rng-1.safetensors").is_file()
     from softdimo.tokenizer import VQTokenizer
 
     tok = VQTokenizer.from_pretrained(run_dir / "final")

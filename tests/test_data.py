@@ -183,7 +183,7 @@ def test_world_other_canvas_sizes(size_px: int) -> None:
     for i in range(12):
         s = ds.scene(i)
         check_scene(ds.image_uint8(i), s["metadata"], s["objects"], size_px)
-    with pytest.raises(DataError, match="world_size_px"):
+    with pytest.raises(SoftdimoError, match="world_size_px"):  # the declared range of DataConfig
         _world("train", 12, world_size_px=16)
 
 

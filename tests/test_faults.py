@@ -109,7 +109,7 @@ def test_bit_flip_in_newest_checkpoint_is_detected(tmp_path):
     f.write_bytes(bytes(data))
     with pytest.warns(UserWarning, match="checkpoint-12.*SHA-256"):
         assert latest_checkpoint(run).step == 8
-    rng1 = run / "checkpoint-8" / "rng-0.pt"
+    rng1 = run / "checkpoint-8" / "rng-0.safetensors"
     rng1.write_bytes(rng1.read_bytes()[:10])  # truncated
     with pytest.warns(UserWarning, match="checkpoint-8"):
         assert latest_checkpoint(run).step == 4
@@ -205,7 +205,7 @@ def test_two_process_sigkill_then_resume_is_bit_identical(teacher_dir, tmp_path)
     assert killed.returncode != 0
     run = tmp_path / "distill" / "b"
     assert [s for s, _ in list_checkpoints(run)] == [2] and not (run / "final").exists()
-    assert {p.name for p in (run / "checkpoint-2").iterdir()} >= {"rng-0.pt", "rng-1.pt"}
+    assert {p.name for p in (run / "checkpoint-2").iterdir()} >= {"rng-0.safetensors", "rng-1.safetensors"}
     res = torchrun("b", "--resume")
     assert res.returncode == 0, res.stderr[-2000:]
     full = tmp_path / "distill" / "full"

@@ -3,7 +3,9 @@
 Each test writes a tiny random-initialised model in the on-disk format of the real release
 (open_clip state dict + config + BPE files; Hugging Face CLIPModel folder; ImageReward.pt +
 med_config.json + vocab.txt) into a temporary folder, loads it with ``load_adapter`` with the
-network switched off, and checks scores and gradients with respect to the image.
+network switched off, and checks scores and gradients with respect to the image. The released
+files are ``torch.save`` pickles, so these tests opt in to pickle (``--allow-pickle``); that a
+pickle is refused without it is tested in tests/test_safe_loading.py.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from softdimo.rewards import RewardTermConfig, build_reward
 from softdimo.rewards.adapters import ImagePrep, load_adapter
 from softdimo.rewards.adapters.clip_tokenizer import bytes_to_unicode
 from softdimo.rewards.adapters.imagereward import REWARD_MEAN, REWARD_STD
+from softdimo.safeload import pickle_allowed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,6 +42,13 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setenv("HF_HUB_OFFLINE", "unset below")  # records the original value, restored afterwards
     monkeypatch.delenv("HF_HUB_OFFLINE")
+
+
+@pytest.fixture(autouse=True)
+def trusted_pickles():
+    """The tiny checkpoints are written with torch.save, like the released ones: the tests opt in."""
+    with pickle_allowed():
+        yield
 
 
 # ----------------------------------------------------------------------------- tiny files
@@ -369,7 +379,7 @@ def test_wrong_or_unsupported_checkpoints_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="layers.7.bias"):
         load_adapter("imagereward", write_imagereward(tmp_path / "ir2", sd), "cpu")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="could not read"):
+    with pytest.raises(CheckpointError, match="could not be read"):
         load_adapter("hpsv2", tmp_path / "junk.pt", "cpu")
     with pytest.raises(ConfigError, match="clip_score"):
         load_adapter("aesthetic", tmp_path, "cpu")

@@ -46,6 +46,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .config import check_ranges, knob
 from .errors import DataError, SoftdimoError
 from .eval.speed import SpeedResult, measure_speed
 from .sample import ImageGenerator, SamplingOptions, conditions_for, load_generator
@@ -70,25 +71,22 @@ class BenchConfig:
 
     teacher: str  # teacher folder (teacher.json)
     students: list[tuple[str, str]] = field(default_factory=list)  # (name, student folder)
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 256])
-    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])  # teacher sampler steps N
-    cfg_scale: float = 2.0  # w of the guided teacher rows (the unguided rows use w = 1)
-    repeats: int = 3  # timed calls per row and batch size (the median is reported)
-    warmup: int = 1  # untimed calls per row and batch size before timing
-    seed: int = 0
+    batch_sizes: list[int] = knob(default_factory=lambda: [1, 4, 16, 64, 256], ge=1)
+    steps: list[int] = knob(default_factory=lambda: [1, 2, 4, 8, 16], ge=1)  # teacher sampler steps N
+    cfg_scale: float = knob(2.0, ge=0)  # w of the guided teacher rows (the unguided rows use w = 1)
+    repeats: int = knob(3, ge=1)  # timed calls per row and batch size (the median is reported)
+    warmup: int = knob(1, ge=0)  # untimed calls per row and batch size before timing
+    seed: int = knob(0, ge=0, le=2**63 - 1)
     device: str = "auto"  # auto | cpu | cuda
-    max_seconds_per_call: float | None = None  # a row slower than this skips its larger batch sizes
+    max_seconds_per_call: float | None = knob(None, gt=0)  # a row slower than this skips its larger batch sizes
 
     def __post_init__(self) -> None:
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise DataError(f"--batch-sizes must be positive integers, got {self.batch_sizes}.")
-        if not self.steps or any(n < 1 for n in self.steps):
-            raise DataError(f"--steps must be positive integers, got {self.steps}.")
+        check_ranges(self, flags={"cfg_scale": "--cfg"})
+        if not self.batch_sizes or not self.steps:
+            raise DataError("--batch-sizes and --steps must each list at least one positive integer.")
         if self.cfg_scale == 1.0:
             raise DataError("--cfg 1 means no guidance; the unguided rows are always measured. Give the guidance "
                             "scale of the guided rows, e.g. --cfg 2.")
-        if self.repeats < 1 or self.warmup < 0:
-            raise DataError(f"--repeats must be ≥ 1 and --warmup ≥ 0, got {self.repeats} and {self.warmup}.")
         names = [n for n, _ in self.students]
         if len(set(names)) != len(names) or FLOOR in names:
             raise DataError(f"student names must be unique and not '{FLOOR}', got {names}.")

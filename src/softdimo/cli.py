@@ -4,32 +4,36 @@
 share one handler: load and validate the typed config, prepare the run folder, run the shared
 training loop, print where ``final/`` is. User mistakes raise :class:`SoftdimoError`, printed as
 one paragraph with exit status 2 (never a bare traceback); a training run that fails (a crash, a
-full disk) prints which checkpoint is intact and exits with status 3. ``--allow-pickle`` opts in
-to pickle-based weights files (safetensors only otherwise).
+full disk) prints which checkpoint is intact and exits with status 3. Any other error is a bug: one
+line and status 1, its traceback only with ``--debug``. Every command takes ``--allow-pickle``, the
+opt-in to pickle-based weights files (safetensors only otherwise), and ``--debug``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
-from .config import DataConfig, load_config, to_dict
+from .config import DataConfig, load_config, resolve_device, to_dict
 from .demo import run_demo
 from .dryrun import plan_for
 from .errors import SoftdimoError
 from .evaluate import evaluate
+from .files import check_writable
 from .pretrained import pickle_allowed
 from .report import ReportOptions, build_report
 from .results import now, write_results
 from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
 from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
-from .serve import ServeConfig, launch
+from .serve import ModelPool, ServeConfig, launch
 from .teachers.maskgit_convert import convert_maskgit
 from .tteo import TTEORequest, load_tteo_config, run_tteo
 
@@ -51,20 +55,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out", folder=True)
     run_demo(out_dir=args.out, size="tiny" if args.tiny else "full" if args.full else "default",
              progress=not args.no_progress)
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    launch(ServeConfig(checkpoints=args.checkpoints, host=args.host, port=args.port, device=args.device,
-                       teacher=args.teacher or "", students=args.students or []))
+    if not 0 <= args.port <= 65535:
+        raise SoftdimoError(f"--port must be in [0, 65535] (0: any free port); got {args.port}.")
+    resolve_device(args.device)
+    if args.checkpoints and not Path(args.checkpoints).is_dir():
+        raise SoftdimoError(f"--checkpoints {args.checkpoints} is not a folder; give a folder of teacher and "
+                            f"student folders (default: the project's checkpoints/).")
+    pool = ModelPool(args.checkpoints or None)
+    for flag, path in [("--teacher", args.teacher)] + [("--students", s) for s in args.students or []]:
+        if path:
+            pool.resolve(path)  # DataError naming the path when it is not a generator folder
+    try:
+        launch(ServeConfig(checkpoints=args.checkpoints, host=args.host, port=args.port, device=args.device,
+                           teacher=args.teacher or "", students=args.students or []))
+    except OSError as e:  # the address is taken or cannot be used
+        raise SoftdimoError(f"could not serve on --host {args.host} --port {args.port} ({e}); choose another "
+                            f"--port (0: any free one).") from e
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     data = DataConfig(dataset=args.data)
+    if args.json:
+        check_writable(args.json, "--json")
     started = now()
 
     sampling = SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
@@ -110,6 +131,8 @@ def _cmd_tteo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 0:
+        raise SoftdimoError(f"--threads must be ≥ 0 (0: torch's default); got {args.threads}.")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig(teacher=args.teacher, students=parse_students(args.students),
@@ -117,6 +140,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                       steps=parse_int_list(args.steps, "--steps"), cfg_scale=args.cfg, repeats=args.repeats,
                       warmup=args.warmup, seed=args.seed, device=args.device,
                       max_seconds_per_call=args.max_seconds_per_call)
+    if args.json:
+        check_writable(args.json, "--json")
     started, t0 = now(), time.time()
     metrics = run_bench(cfg)
     if args.json:
@@ -135,6 +160,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out", folder=True)
     out = build_report(ReportOptions(results=args.results, out=args.out, grids=args.grids,
                                      checkpoints=args.checkpoints, device=args.device, seed=args.seed))
     print(f"report: {out.sections} sections, {out.numbers} numbers, {len(out.not_measured)} results files not yet "
@@ -144,6 +170,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 ALLOW_PICKLE_HELP = ("also accept pickle-based weights (.bin/.pt/.ckpt), read with torch.load(weights_only=True); "
                      "only for files you trust (default: safetensors only)")
+DEBUG_HELP = "on an error, show the Python traceback too"
 
 
 def _add_image_output_args(p: argparse.ArgumentParser, batch_size: int) -> None:
@@ -166,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML preset (e.g. configs/mnist/tokenizer.yaml)")
         p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
         if name in DRY_RUN_COMMANDS:
             p.add_argument("--dry-run", action="store_true",
                            help="print parameter counts and estimated memory at train.batch_size and "
@@ -188,7 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale of a generator model")
     p.add_argument("--temperature", type=float, help="token temperature of a generator model")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("sample", help="images from a teacher (--steps N) or a one-step generator")
     p.add_argument("--model", required=True, help="teacher or student folder (<run dir>/final of train-teacher or distill)")
@@ -203,7 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, help="number of images; the labels/prompts are cycled (default: their "
                                              "number, or 16 over all classes / the held-out prompts)")
     _add_image_output_args(p, batch_size=64)
-    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_sample)
     p = sub.add_parser("bench", help="speed and memory: teacher N steps (with/without CFG) vs one-step students")
     p.add_argument("--teacher", required=True, help="teacher folder (e.g. checkpoints/teacher-mnist)")
@@ -277,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=_cmd_serve)
+    for p in sub.choices.values():  # options every command shares
+        p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+        with contextlib.suppress(argparse.ArgumentError):  # a command with its own --allow-pickle help keeps it
+            p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     return parser
 
 
@@ -316,12 +344,20 @@ def main(argv: list[str] | None = None) -> int:
             os._exit(rc)
         return rc
     except SoftdimoError as e:
+        if args.debug:
+            raise
         print(f"softdimo {args.command}: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)  # 2: bad input; 3: a run that failed (see train.faults)
     except KeyboardInterrupt:
         print(f"softdimo {args.command}: interrupted; the newest checkpoint-N/ is intact "
               f"(continue with --resume).", file=sys.stderr)
         return 130
+    except Exception as e:  # not a user mistake softdimo knows of: a bug
+        if args.debug:
+            raise
+        print(f"softdimo {args.command}: internal error ({type(e).__name__}: {e}). This is a bug in softdimo; "
+              f"run the command again with --debug to see the traceback.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

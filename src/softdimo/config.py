@@ -4,11 +4,19 @@ Every knob is a dataclass field with a default and a docstring-like comment; not
 in strings. :func:`load_config` reads a YAML file, applies ``a.b.c=value`` overrides and checks
 every key and type against the schema, so that a typo fails early with a message that names
 the key (and suggests the closest valid one).
+
+Every numeric knob declares the values it accepts where it is defined: ``lr: float =
+knob(1e-4, gt=0)`` puts a :class:`Range` in the field's metadata. :func:`from_dict` (hence
+:func:`load_config` and every ``config.json`` a model folder is read from) checks each value
+against it and names the key and the allowed range; :func:`check_ranges` checks an instance
+built in Python (each config's ``__post_init__`` calls it). Checks that relate several fields
+stay in ``__post_init__``.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,9 +27,102 @@ import torch
 import yaml
 
 from .errors import ConfigError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_text
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric knob accepts: ``lo ≤ x ≤ hi`` (a bound may be open or absent).
+
+    NaN and ±inf are never accepted. For a list or tuple of numbers the range applies to each
+    item; ``None`` (an optional knob switched off) is always accepted.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def contains(self, x: float) -> bool:
+        if isinstance(x, float) and not math.isfinite(x):
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return not (self.hi is not None and (x >= self.hi if self.hi_open else x > self.hi))
+
+    def describe(self) -> str:
+        """``in [0, 1)``, ``≥ 1``, ``> 0`` or ``a finite number``."""
+        if self.lo is not None and self.hi is not None:
+            return (f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
+                    f"{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '≥'} {_num(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '≤'} {_num(self.hi)}"
+        return "a finite number"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def knob(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+         le: float | None = None, lt: float | None = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field whose numbers must lie in a range: ``knob(0.1, ge=0, le=1)``, ``knob(1, ge=1)``.
+
+    ``ge``/``gt`` give the lower bound (closed/open), ``le``/``lt`` the upper one; none of them
+    means any finite number. The range lives in the field's metadata under ``"range"``.
+    """
+    if ge is not None and gt is not None or le is not None and lt is not None:
+        raise TypeError("give at most one lower bound (ge or gt) and one upper bound (le or lt)")
+    rng = Range(lo=gt if gt is not None else ge, hi=lt if lt is not None else le,
+                lo_open=gt is not None, hi_open=lt is not None)
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata={"range": rng})
+    return field(default=default, metadata={"range": rng})
+
+
+def field_range(f: dataclasses.Field) -> Range | None:
+    """The :class:`Range` a field declares (None: not a ranged knob)."""
+    return f.metadata.get("range")
+
+
+def _numbers(value: Any) -> list[tuple[str, Any]]:
+    """``(suffix, number)`` of a number or of each number in a list/tuple (booleans are not numbers)."""
+    if isinstance(value, (list, tuple)):
+        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [("", value)]
+    return []
+
+
+def range_error(f: dataclasses.Field, value: Any) -> tuple[str, str] | None:
+    """``(index suffix, "must be … ; got …")`` for a value outside its field's range, else None."""
+    rng = field_range(f)
+    if rng is None or value is None:
+        return None
+    for suffix, v in _numbers(value):
+        if not rng.contains(v):
+            return suffix, f"must be {rng.describe()}; got {v!r}."
+    return None
+
+
+def check_ranges(cfg: Any, flags: dict[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` if a ranged field of the dataclass instance ``cfg`` is out of range.
+
+    Checks ``cfg``'s own fields (nested sections check themselves when they are built). Each
+    config's ``__post_init__`` calls this, so a config built in Python is held to the same ranges.
+    ``flags`` (for the options of a command) names each field by its command-line flag: the
+    field ``batch_size`` is ``--batch-size`` unless ``flags`` maps it to another name.
+    """
+    for f in dataclasses.fields(cfg):
+        bad = range_error(f, getattr(cfg, f.name))
+        if bad:
+            name = (flags.get(f.name) or "--" + f.name.replace("_", "-")) if flags is not None \
+                else f"{type(cfg).__name__}.{f.name}"
+            raise ConfigError(f"{name}{bad[0]} {bad[1]}")
 
 
 @dataclass
@@ -33,48 +134,62 @@ class FaultConfig:
     newest complete checkpoint intact for ``--resume``.
     """
 
-    nan_loss_at: int = 0  # every loss of step k is NaN (skipped and counted as nonfinite_loss)
-    inf_grad_at: int = 0  # one gradient entry of step k is +Inf (zeroed and counted as nonfinite_grad)
-    raise_at: int = 0  # an exception after the updates of step k (before its log and checkpoint)
-    disk_full_at: int = 0  # writing checkpoint-k fails with "No space left on device" (ENOSPC)
-    kill_at: int = 0  # SIGKILL the process after the updates of step k (a crash or power loss)
-    kill_in_checkpoint_at: int = 0  # SIGKILL while checkpoint-k is half written (before its rename)
+    nan_loss_at: int = knob(0, ge=0)  # every loss of step k is NaN (skipped and counted as nonfinite_loss)
+    inf_grad_at: int = knob(0, ge=0)  # one gradient entry of step k is +Inf (zeroed and counted as nonfinite_grad)
+    raise_at: int = knob(0, ge=0)  # an exception after the updates of step k (before its log and checkpoint)
+    disk_full_at: int = knob(0, ge=0)  # writing checkpoint-k fails with "No space left on device" (ENOSPC)
+    kill_at: int = knob(0, ge=0)  # SIGKILL the process after the updates of step k (a crash or power loss)
+    kill_in_checkpoint_at: int = knob(0, ge=0)  # SIGKILL while checkpoint-k is half written (before its rename)
 
     def __post_init__(self) -> None:
-        bad = {k: v for k, v in dataclasses.asdict(self).items() if v < 0}
-        if bad:
-            raise ValueError(f"fault steps must be ≥ 0 (0 = off), got {bad}")
+        check_ranges(self)
 
 
 @dataclass
 class TrainConfig:
     """Knobs shared by every training stage (the one training loop reads these)."""
 
-    max_steps: int = 1000  # optimiser steps (each may accumulate several micro-batches)
-    batch_size: int = 64  # global batch per optimiser step, summed over processes and micro-batches
-    grad_accum: int = 1  # micro-batches per optimiser step
-    lr: float = 1e-4  # learning rate of the main (generator) optimiser
-    warmup_steps: int = 0  # linear learning-rate warm-up; constant afterwards
+    max_steps: int = knob(1000, ge=1)  # optimiser steps (each may accumulate several micro-batches)
+    batch_size: int = knob(64, ge=1)  # global batch per optimiser step, summed over processes and micro-batches
+    grad_accum: int = knob(1, ge=1)  # micro-batches per optimiser step
+    lr: float = knob(1e-4, gt=0)  # learning rate of the main (generator) optimiser
+    warmup_steps: int = knob(0, ge=0)  # linear learning-rate warm-up; constant afterwards
     optimizer: Literal["adam", "adamw"] = "adam"  # optimiser of every phase (AdamW: decoupled weight decay)
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    grad_clip: float | None = None  # max global grad norm of the main optimiser; None = off
-    seed: int = 0  # global seed; process r uses seed * world_size + r for its own draws
+    weight_decay: float = knob(0.0, ge=0)
+    adam_betas: tuple[float, float] = knob((0.9, 0.999), ge=0, lt=1)  # each β in [0, 1)
+    adam_eps: float = knob(1e-8, gt=0)
+    grad_clip: float | None = knob(None, gt=0)  # max global grad norm of the main optimiser; None = off
+    seed: int = knob(0, ge=0, le=2**31 - 1)  # global seed; process r uses seed * world_size + r for its own draws
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    ema_decay: float | None = None  # EMA of the exported model; None = no EMA
+    ema_decay: float | None = knob(None, ge=0, lt=1)  # EMA of the exported model; None = no EMA
     ema_warmup: bool = True  # decay min(d, (1+s)/(10+s)) as in the Di[M]O code
-    checkpoint_every: int = 500  # steps between resumable checkpoint-N/ folders (0 = only at the end)
-    checkpoints_total_limit: int = 2  # keep at most this many checkpoint-N/ folders
-    log_every: int = 10  # steps between metrics.jsonl / TensorBoard rows
-    sample_every: int = 500  # steps between samples/step-N.png grids (0 = off)
+    checkpoint_every: int = knob(500, ge=0)  # steps between resumable checkpoint-N/ folders (0 = only at the end)
+    checkpoints_total_limit: int = knob(2, ge=0)  # keep at most this many checkpoint-N/ folders
+    log_every: int = knob(10, ge=1)  # steps between metrics.jsonl / TensorBoard rows
+    sample_every: int = knob(500, ge=0)  # steps between samples/step-N.png grids (0 = off)
     out_dir: str = "runs"  # run folders go to <out_dir>/<command>/<run_name>/
     run_name: str = ""  # defaults to the config file's stem
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = 0  # torch intra-op threads (0 = leave torch's default)
+    threads: int = knob(0, ge=0, le=4096)  # torch intra-op threads (0 = leave torch's default)
     export_dtype: Literal["float32", "float16"] = "float32"  # dtype of floating weights in final/
     gradient_checkpointing: bool = False  # recompute block activations in backward (less memory, ~30% slower)
     faults: FaultConfig = field(default_factory=FaultConfig)  # fault injection for tests (off)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.run_name in (".", "..") or any(c in self.run_name for c in "/\\\0"):
+            raise ConfigError(f"train.run_name must be one folder name (no '/', '..'); got {self.run_name!r}. "
+                              f"Put runs elsewhere with train.out_dir.")
+
+
+def resolve_device(name: str, what: str = "--device") -> str:
+    """``auto`` → ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a usable GPU is a :class:`ConfigError`."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{what} cuda: no usable GPU here (torch {torch.__version__}, CUDA "
+                          f"{torch.version.cuda or 'not compiled in'}); use {what} cpu or auto.")
+    return name
 
 
 def torch_dtype(name: str):
@@ -88,12 +203,17 @@ class DataConfig:
 
     dataset: Literal["mnist", "fashion", "world", "folder"] = "mnist"
     root: str = ""  # image folder for dataset=folder
-    image_size: int = 0  # resize folder images to this square size (0 = keep; must be equal)
-    channels: int = 0  # 1 or 3 for dataset=folder (0 = infer from the first image)
-    world_size_px: int = 32  # digit-world canvas size
-    world_train_size: int = 60000  # number of digit-world training scenes
-    world_test_size: int = 10000  # number of digit-world evaluation scenes
-    world_seed: int = 0  # seed of the digit-world scene draws
+    image_size: int = knob(0, ge=0, le=4096)  # resize folder images to this square size (0 = keep; must be equal)
+    channels: int = knob(0, ge=0, le=3)  # 1 or 3 for dataset=folder (0 = infer from the first image)
+    world_size_px: int = knob(32, ge=24, le=1024)  # digit-world canvas size
+    world_train_size: int = knob(60000, ge=1)  # number of digit-world training scenes
+    world_test_size: int = knob(10000, ge=1)  # number of digit-world evaluation scenes
+    world_seed: int = knob(0, ge=0, le=2**31 - 1)  # seed of the digit-world scene draws
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        if self.channels == 2:
+            raise ConfigError("data.channels must be 0 (infer), 1 (grey) or 3 (RGB); got 2.")
 
 
 def _type_name(tp: Any) -> str:
@@ -187,6 +307,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix:
         if default is not None and isinstance(value, dict):  # a partial section keeps this class's defaults
             value = _merged(to_dict(default), value)
         kwargs[key] = _coerce(value, hints[key], prefix + key, where)
+        bad = range_error(fields[key], kwargs[key])
+        if bad:
+            raise ConfigError(f"{where}: config key '{prefix}{key}{bad[0]}' {bad[1]}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
@@ -266,11 +389,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     if path is not None:
         p = Path(path)
         where = str(p)
-        if not p.is_file():
+        if not p.exists():
             raise ConfigError(f"config file '{p}' does not exist. Presets live under configs/ "
                               f"(e.g. configs/mnist/tokenizer.yaml).")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(read_text(p, "config file", ConfigError))
         except yaml.YAMLError as e:
             raise ConfigError(f"config file '{p}' is not valid YAML: {e}") from e
         if loaded is None:
@@ -290,4 +413,4 @@ def save_config(cfg: Any, path: str | Path) -> None:
 
 
 __all__ = ["TrainConfig", "FaultConfig", "DataConfig", "load_config", "from_dict", "to_dict", "save_config",
-           "parse_override", "field"]
+           "parse_override", "field", "knob", "Range", "field_range", "check_ranges", "resolve_device"]

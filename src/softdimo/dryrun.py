@@ -35,7 +35,9 @@ from .distill.gan import TeacherDiscriminator
 from .distill.train import resolve_teacher
 from .errors import CheckpointError, ConfigError
 from .mdm import Condition, MaskedTransformer
+from .files import read_json
 from .mdm.text import minilm_dir
+from .safeload import hf_from_pretrained
 from .teachers.amused import AmusedCondition, AmusedNetwork, AmusedVQ, require_diffusers
 from .teachers.maskgit_net import MaskGITTransformer
 from .teachers.registry import resolve_kind
@@ -163,7 +165,7 @@ class MetaTeacher:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the dry run reads the model configs from the folder.")
-    return json.loads(path.read_text())
+    return read_json(path, error=CheckpointError)
 
 
 def meta_native_mdm(mdm_cfg: Any, tok_dir: Path) -> MetaTeacher:
@@ -175,7 +177,7 @@ def meta_native_mdm(mdm_cfg: Any, tok_dir: Path) -> MetaTeacher:
     if mdm_cfg.cond == "text":
         from transformers import AutoConfig, AutoModel  # heavy: transformers, only to size a text teacher's MiniLM
 
-        text_cfg = AutoConfig.from_pretrained(str(minilm_dir()), local_files_only=True)
+        text_cfg = hf_from_pretrained(AutoConfig, minilm_dir(), what="the MiniLM config")
         text = on_meta(lambda: AutoModel.from_config(text_cfg))
 
     def make_cond(b: int, dtype: torch.dtype) -> Any:
@@ -202,7 +204,7 @@ def meta_amused(path: Path) -> MetaTeacher:
     s_cfg = _read_json(path / "scheduler" / "scheduler_config.json")
     transformer = on_meta(lambda: UVit2DModel.from_config(t_cfg))
     vqvae = on_meta(lambda: VQModel.from_config(v_cfg))
-    text_cfg = CLIPTextConfig.from_pretrained(str(path / "text_encoder"), local_files_only=True)
+    text_cfg = hf_from_pretrained(CLIPTextConfig, path, subfolder="text_encoder", what="the aMUSEd text encoder config")
     text = on_meta(lambda: CLIPTextModelWithProjection(text_cfg))
     grid = (int(transformer.config.sample_size),) * 2
     net = AmusedNetwork(transformer, grid, int(transformer.config.codebook_size), int(s_cfg["mask_token_id"]))

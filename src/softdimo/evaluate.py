@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import torch
 
 from .classifier import load_shipped_classifier
-from .config import DataConfig, to_dict
+from .config import DataConfig, check_ranges, knob, to_dict
 from .data import build_dataset
 from .errors import DataError, SoftdimoError
 from .eval.domain import classifier_score, domain_fid
@@ -36,11 +36,24 @@ from .eval.inception import InceptionFeatures
 from .eval.prdc import precision_recall
 from .eval.references import dataset_id, image_batches, real_stats
 from .eval.shard import draw, process_group, shard_starts
+from .files import read_text
 from .imageio import load_image
 from .sample import conditions_for, load_generator, read_kind
 
 METRICS = ("fid", "pr", "domain_fid", "classifier_score", "geneval")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass
+class EvalOptions:
+    """The numbers `softdimo eval` is given, with their valid ranges (checked on construction)."""
+
+    num: int = knob(2000, ge=2)  # evaluated images N
+    batch_size: int = knob(50, ge=1)
+    seed: int = knob(0, ge=0, le=2**63 - 1)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, flags={})
 
 
 @dataclass
@@ -91,7 +104,7 @@ class FolderSource(ImageSource):
         meta_file = self.root / "metadata.jsonl"
         self.metadata = None
         if meta_file.is_file():
-            lines = [ln for ln in meta_file.read_text().splitlines() if ln.strip()]
+            lines = [ln for ln in read_text(meta_file).splitlines() if ln.strip()]
             try:
                 self.metadata = [json.loads(ln) for ln in lines]
             except json.JSONDecodeError as e:
@@ -200,11 +213,10 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
     ``prompts`` (GenEval metadata dicts) replaces the held-out prompts a text generator draws.
     """
     data = data or DataConfig()
+    EvalOptions(num=num, batch_size=batch_size, seed=seed)
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise SoftdimoError(f"unknown metric(s) {bad}; choose from {', '.join(METRICS)}.")
-    if num < 2:
-        raise SoftdimoError(f"--num must be at least 2, got {num}.")
     if "geneval" in metrics and data.dataset != "world":
         raise SoftdimoError("the geneval metric scores digit-world images: pass --data world.")
     grey = data.dataset in ("mnist", "fashion")

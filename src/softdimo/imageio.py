@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import DataError
+
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, pad_value: float = 1.0) -> torch.Tensor:
     """Tile ``images`` [N,C,H,W] in [0,1] into one [C, H', W'] image, ``nrow`` per row."""
@@ -41,8 +43,13 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
 
 
 def load_image(path: str | Path, channels: int) -> torch.Tensor:
-    """Read a PNG/JPEG as float [C,H,W] in [0,1] with 1 or 3 channels."""
-    img = Image.open(path).convert("L" if channels == 1 else "RGB")
+    """Read a PNG/JPEG as float [C,H,W] in [0,1] with 1 or 3 channels; :class:`DataError` if it is unreadable."""
+    try:
+        with Image.open(path) as im:
+            img = im.convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's ways to say "not an image"
+        raise DataError(f"could not read image file {path} ({e}); it is truncated, damaged or not an image "
+                        f"despite its name. Remove or replace it.") from e
     arr = torch.from_numpy(np.asarray(img).copy())
     arr = arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1)
     return arr.float() / 255.0

@@ -3,7 +3,8 @@
 :data:`TRAIN_COMMANDS` maps a command (``train-tokenizer``, ``train-teacher``, ``distill``, …) to
 the module of its stage and the class of its typed config; :func:`run_training` loads and
 validates the config (preset + dotted overrides), prepares the run folder and runs the shared
-training loop. The command line (:mod:`softdimo.cli`) and the demo (:mod:`softdimo.demo`) both
+training loop. A run that stops on bad input (exit status 2) before it saved a checkpoint leaves
+no run folder behind (:func:`softdimo.train.rundir.undo_on_bad_input`). The command line (:mod:`softdimo.cli`) and the demo (:mod:`softdimo.demo`) both
 train through it. Stage modules are imported by name when their command runs, so that
 ``softdimo --help`` and the commands that do not train stay quick.
 """
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 from .config import load_config
 from .train import prepare_run_dir, train
+from .train.rundir import run_dir_for, undo_on_bad_input, write_run_config
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ def run_training(command: str, config_path: str | None, overrides: list[str], re
     cfg_cls, build = TRAIN_COMMANDS[command].load()
     cfg = load_config(cfg_cls, config_path, overrides)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    run_dir = prepare_run_dir(command, cfg, config_path, resume, is_main=is_main)
-    return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress)
+    with undo_on_bad_input(run_dir_for(command, cfg, config_path), enabled=is_main):
+        run_dir = prepare_run_dir(command, cfg, config_path, resume, is_main=is_main, write=False)
+        start = (lambda: write_run_config(run_dir, cfg)) if is_main else None
+        return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress, on_start=start)
 
 
 __all__ = ["TrainCommand", "TRAIN_COMMANDS", "DRY_RUN_COMMANDS", "run_training"]

@@ -36,8 +36,10 @@ import torch
 
 from tqdm.auto import tqdm
 
+from .config import check_ranges, knob, resolve_device
 from .data import heldout_prompts_interleaved, read_prompts_file
 from .errors import DataError, SoftdimoError
+from .files import check_writable
 from .imageio import make_grid, save_image
 from .pretrained import atomic_write_bytes
 from .teachers import StudentRole
@@ -51,9 +53,12 @@ _OWN_FILE = re.compile(r"^\d{6}\.png$")
 class SamplingOptions:
     """Overrides of a generator's default sampler (None = keep the model's default)."""
 
-    steps: int | None = None  # sampler steps N (iterative teachers); one-step generators accept 1 only
-    cfg_scale: float | None = None  # classifier-free guidance scale w (1 = no guidance)
-    temperature: float | None = None  # temperature of the token draws
+    steps: int | None = knob(None, ge=1)  # sampler steps N (iterative teachers); one-step generators accept 1 only
+    cfg_scale: float | None = knob(None, ge=0)  # classifier-free guidance scale w (1 = no guidance)
+    temperature: float | None = knob(None, ge=0)  # temperature of the token draws
+
+    def __post_init__(self) -> None:
+        check_ranges(self, flags={"cfg_scale": "--cfg"})
 
 
 class ImageGenerator(Protocol):
@@ -238,13 +243,13 @@ def check_output(out: str | Path, overwrite: bool) -> Path:
             raise SoftdimoError(f"--out {out} is a folder; give a file name ending in .png for a grid.")
         if out.exists() and not overwrite:
             raise SoftdimoError(f"--out {out} already exists; pass --overwrite to replace it or choose another name.")
-        return out
+        return check_writable(out, "--out")
     if out.exists() and not out.is_dir():
         raise SoftdimoError(f"--out {out} is a file; give a folder (or a name ending in .png for a grid).")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SoftdimoError(f"--out {out} is a folder that is not empty; pass --overwrite to replace the "
                             f"samples in it or choose another folder.")
-    return out
+    return check_writable(out, "--out", folder=True)
 
 
 def write_outputs(images: torch.Tensor, out: str | Path, conds: Conditions, info: dict[str, Any],
@@ -280,12 +285,15 @@ class SampleRequest:
     labels: list[int] | None = None
     prompts: list[str] | None = None
     prompts_file: str | None = None
-    num: int | None = None
-    seed: int = 0
-    batch_size: int = 64
-    nrow: int | None = None
+    num: int | None = knob(None, ge=1)
+    seed: int = knob(0, ge=0, le=2**63 - 1)
+    batch_size: int = knob(64, ge=1)
+    nrow: int | None = knob(None, ge=1)
     overwrite: bool = False
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_ranges(self, flags={})
 
 
 def run_sample(req: SampleRequest, progress: bool = True) -> dict[str, Any]:
@@ -295,7 +303,7 @@ def run_sample(req: SampleRequest, progress: bool = True) -> dict[str, Any]:
     if req.batch_size < 1:
         raise DataError(f"--batch-size must be at least 1, got {req.batch_size}.")
     check_output(req.out, req.overwrite)  # fail before any sampling work
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if req.device == "auto" else req.device
+    device = resolve_device(req.device)
     gen = load_generator(req.model, device)
     prompts, metadata = req.prompts, None
     if req.prompts_file is not None:

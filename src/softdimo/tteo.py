@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .config import load_config, to_dict
+from .config import check_ranges, knob, load_config, resolve_device, to_dict
 from .errors import DataError
 from .rewards import build_composite
 from .rewards.base import CompositeReward, RewardTermConfig, zscore_composite
@@ -61,19 +61,16 @@ def default_reward_terms() -> list[RewardTermConfig]:
 class TTEOConfig:
     """Config of `softdimo tteo` (see configs/world/tteo.yaml); flags --iters/--best-of/--lr override it."""
 
-    iters: int = 4  # SGD steps on e_in per candidate (§7: 2 or 4; 0 = best-of-N only)
-    lr: float = 0.2  # SGD learning rate (§7)
-    best_of: int = 4  # N candidates (different x_init draws) per prompt
-    soft_temperature: float = 1.0  # τ of softmax(z/τ) in the soft image the rewards differentiate (§4.1)
-    temperature: float | None = None  # τ of the final token draw (None = the student's own)
+    iters: int = knob(4, ge=0)  # SGD steps on e_in per candidate (§7: 2 or 4; 0 = best-of-N only)
+    lr: float = knob(0.2, ge=0)  # SGD learning rate (§7)
+    best_of: int = knob(4, ge=1)  # N candidates (different x_init draws) per prompt
+    soft_temperature: float = knob(1.0, gt=0)  # τ of softmax(z/τ) in the soft image the rewards differentiate (§4.1)
+    temperature: float | None = knob(None, ge=0)  # τ of the final token draw (None = the student's own)
     rewards: list[RewardTermConfig] = field(default_factory=default_reward_terms)  # optimised Σ λ_i R̂_i
     select_rewards: list[RewardTermConfig] = field(default_factory=list)  # best-of-N composite (empty = rewards)
 
     def __post_init__(self) -> None:
-        if self.iters < 0 or self.best_of < 1:
-            raise ValueError(f"iters must be ≥ 0 and best_of ≥ 1, got {self.iters}, {self.best_of}")
-        if self.lr < 0 or self.soft_temperature <= 0:
-            raise ValueError("lr must be ≥ 0 and soft_temperature > 0")
+        check_ranges(self)
         if not self.rewards:
             raise ValueError("tteo needs at least one reward term under `rewards:`")
 
@@ -185,12 +182,15 @@ class TTEORequest:
     labels: list[int] | None = None
     prompts: list[str] | None = None
     prompts_file: str | None = None
-    num: int | None = None
-    seed: int = 0
-    batch_size: int = 16
-    nrow: int | None = None
+    num: int | None = knob(None, ge=1)
+    seed: int = knob(0, ge=0, le=2**63 - 1)
+    batch_size: int = knob(16, ge=1)
+    nrow: int | None = knob(None, ge=1)
     overwrite: bool = False
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_ranges(self, flags={})
 
 
 def run_tteo(req: TTEORequest, cfg: TTEOConfig, progress: bool = True) -> dict[str, Any]:
@@ -200,7 +200,7 @@ def run_tteo(req: TTEORequest, cfg: TTEOConfig, progress: bool = True) -> dict[s
     if req.batch_size < 1:
         raise DataError(f"--batch-size must be at least 1, got {req.batch_size}.")
     check_output(req.out, req.overwrite)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if req.device == "auto" else req.device
+    device = resolve_device(req.device)
     gen = load_generator(req.model, device)
     if not isinstance(gen, StudentGenerator):
         raise DataError(f"{req.model} is a '{gen.kind}'; TTEO optimises the input of a one-step student "

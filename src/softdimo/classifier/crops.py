@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..data import BACKGROUND, WorldDataset
 from ..data.dataset import ArrayDataset, Split, check_split
+from ..config import check_ranges, knob
 from ..errors import DataError
 
 FG_THRESHOLD = 0.1  # foreground: RGB distance from BACKGROUND ≥ this (in [0, 1] units)
@@ -101,10 +102,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class WorldCropConfig:
     """Digit crops cut from digit-world scenes with their ground-truth boxes (classifier training data)."""
 
-    scenes: int = 0  # world scenes whose digits join the training set (0 = MNIST only)
-    size_px: int = 32  # canvas size of those scenes
-    seed: int = 0  # world seed of those scenes
-    threshold: float = FG_THRESHOLD  # foreground threshold used when cutting them
+    scenes: int = knob(0, ge=0)  # world scenes whose digits join the training set (0 = MNIST only)
+    size_px: int = knob(32, ge=24, le=1024)  # canvas size of those scenes
+    seed: int = knob(0, ge=0, le=2**31 - 1)  # world seed of those scenes
+    threshold: float = knob(FG_THRESHOLD, gt=0, lt=1)  # foreground threshold used when cutting them
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def world_crops(cfg: WorldCropConfig, split: Split, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

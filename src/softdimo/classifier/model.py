@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..config import check_ranges, knob
+from ..errors import ConfigError, DataError
 from ..paths import checkpoint_dir
 from ..pretrained import PretrainedMixin
 
@@ -33,25 +34,21 @@ SHIPPED = "classifier-mnist"  # the shipped classifier under checkpoints/
 class ClassifierConfig:
     """Architecture of :class:`DigitClassifier`."""
 
-    in_channels: int = 1  # grey input
-    image_size: int = 28  # square input side (pixels)
-    num_classes: int = 10
-    channels: tuple[int, ...] = (32, 64, 128)  # conv width of each stage (each ends in a 2× max-pool)
-    convs_per_stage: int = 1  # 3×3 conv + ReLU layers per stage
-    feature_dim: int = 128  # width of the penultimate layer (what features() returns)
-    dropout: float = 0.25  # dropout before the last linear layer (training only)
+    in_channels: int = knob(1, ge=1)  # grey input
+    image_size: int = knob(28, ge=1)  # square input side (pixels)
+    num_classes: int = knob(10, ge=2)
+    channels: tuple[int, ...] = knob((32, 64, 128), ge=1)  # conv width of each stage (each ends in a 2× max-pool)
+    convs_per_stage: int = knob(1, ge=1)  # 3×3 conv + ReLU layers per stage
+    feature_dim: int = knob(128, ge=1)  # width of the penultimate layer (what features() returns)
+    dropout: float = knob(0.25, ge=0, lt=1)  # dropout before the last linear layer (training only)
 
     def __post_init__(self) -> None:
-        if self.in_channels < 1 or self.num_classes < 2 or self.feature_dim < 1:
-            raise ValueError("in_channels ≥ 1, num_classes ≥ 2 and feature_dim ≥ 1 are required")
-        if not self.channels or any(c < 1 for c in self.channels) or self.convs_per_stage < 1:
-            raise ValueError(f"channels must be a non-empty tuple of positive ints and convs_per_stage ≥ 1; "
-                             f"got {self.channels}, {self.convs_per_stage}")
+        check_ranges(self)
+        if not self.channels:
+            raise ConfigError("channels must be a non-empty tuple of positive ints")
         if self.image_size // 2 ** len(self.channels) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {len(self.channels)} "
                              f"2× poolings; use fewer stages")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def final_side(self) -> int:

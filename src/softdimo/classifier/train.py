@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, TrainConfig, torch_dtype
+from ..config import DataConfig, TrainConfig, check_ranges, knob, torch_dtype
 from ..data import build_dataset
 from ..errors import ConfigError
 from ..train import Context, Phase, Tick
@@ -35,24 +35,22 @@ class AugmentConfig:
     """Random distortions of every training batch (set ``enabled: false`` for none)."""
 
     enabled: bool = True
-    max_shift_px: float = 2.0  # uniform shift in [-s, s] pixels per axis
-    scale_range: tuple[float, float] = (0.85, 1.15)  # uniform zoom factor
-    max_rotate_deg: float = 12.0  # uniform rotation in [-r, r] degrees
-    lowres_prob: float = 0.3  # probability of resampling an image down to a random side and back up
-    lowres_sides: tuple[int, int] = (10, 18)  # inclusive range of that smaller side (pixels)
-    blur_prob: float = 0.3  # probability of mixing an image with its 3×3 box blur
-    blur_max_mix: float = 0.8  # the mixing weight is uniform in [0, blur_max_mix]
+    max_shift_px: float = knob(2.0, ge=0)  # uniform shift in [-s, s] pixels per axis
+    scale_range: tuple[float, float] = knob((0.85, 1.15), gt=0)  # uniform zoom factor
+    max_rotate_deg: float = knob(12.0, ge=0, le=180)  # uniform rotation in [-r, r] degrees
+    lowres_prob: float = knob(0.3, ge=0, le=1)  # probability of resampling an image down to a random side and back up
+    lowres_sides: tuple[int, int] = knob((10, 18), ge=2)  # inclusive range of that smaller side (pixels)
+    blur_prob: float = knob(0.3, ge=0, le=1)  # probability of mixing an image with its 3×3 box blur
+    blur_max_mix: float = knob(0.8, ge=0, le=1)  # the mixing weight is uniform in [0, blur_max_mix]
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         lo, hi = self.scale_range
-        if not 0 < lo <= hi:
+        if not lo <= hi:
             raise ValueError(f"augment.scale_range must satisfy 0 < lo ≤ hi, got {self.scale_range}")
         a, b = self.lowres_sides
-        if not 2 <= a <= b:
+        if not a <= b:
             raise ValueError(f"augment.lowres_sides must satisfy 2 ≤ lo ≤ hi, got {self.lowres_sides}")
-        for name in ("lowres_prob", "blur_prob", "blur_max_mix"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -101,8 +99,11 @@ class ClassifierRunConfig:
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     world_crops: WorldCropConfig = field(default_factory=WorldCropConfig)  # extra digits cut from world scenes
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    num_sample_images: int = 32  # augmented training images shown in each sample grid
+    label_smoothing: float = knob(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+    num_sample_images: int = knob(32, ge=1)  # augmented training images shown in each sample grid
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class ClassifierStage:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..files import read_text
 from .world import heldout_prompts
 
 
@@ -32,9 +33,7 @@ def heldout_prompts_interleaved() -> list[dict[str, Any]]:
 def read_prompts_file(path: str | Path) -> tuple[list[str], list[dict[str, Any]] | None]:
     """Prompts (and GenEval metadata for ``.jsonl``) from a file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"--prompts-file {path} does not exist.")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    lines = [ln for ln in read_text(path, "--prompts-file").splitlines() if ln.strip()]
     if not lines:
         raise DataError(f"--prompts-file {path} holds no prompts.")
     if path.suffix.lower() != ".jsonl":

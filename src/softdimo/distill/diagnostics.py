@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges, knob
 from ..eval.prdc import precision_recall
 from ..mdm.masking import exact_count_mask
 from .dimo import sample_tokens
@@ -50,16 +51,13 @@ class DiagnosticsConfig:
     """When and how `distill` and `refine` measure collapse (logged as ``diag/*`` with each sample grid)."""
 
     enabled: bool = True  # run :func:`collapse_diagnostics` at every ``train.sample_every`` step
-    conditions: int = 10  # number of conditions (the first labels, or held-out prompts)
-    per_condition: int = 16  # student draws per condition (mutual_info is at most log of this)
-    remask_ratio: float = 0.5  # fraction of the student's tokens re-masked for teacher_nll / aux_nll
-    reference_steps: int = 8  # teacher steps of the recall reference (per_condition samples each); 0 = no recall
+    conditions: int = knob(10, ge=1)  # number of conditions (the first labels, or held-out prompts)
+    per_condition: int = knob(16, ge=2)  # student draws per condition (mutual_info is at most log of this)
+    remask_ratio: float = knob(0.5, gt=0, le=1)  # fraction of the student's tokens re-masked for teacher_nll / aux_nll
+    reference_steps: int = knob(8, ge=0)  # teacher steps of the recall reference (per_condition samples each); 0 = no recall
 
     def __post_init__(self) -> None:
-        if self.conditions < 1 or self.per_condition < 2 or self.reference_steps < 0:
-            raise ValueError("diagnostics needs conditions ≥ 1, per_condition ≥ 2 and reference_steps ≥ 0")
-        if not 0.0 < self.remask_ratio <= 1.0:
-            raise ValueError(f"diagnostics.remask_ratio must be in (0, 1], got {self.remask_ratio}")
+        check_ranges(self)
 
 
 @contextmanager

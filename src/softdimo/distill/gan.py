@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..mdm.masking import exact_count_mask
 from ..soft import gumbel_straight_through, soft_embed
@@ -51,22 +52,23 @@ from ..soft import gumbel_straight_through, soft_embed
 class GANConfig:
     """Knobs of the GAN refinement (docs/method.md §5, §9); [I] = inferred, not given by the paper."""
 
-    layers: tuple[int, ...] = ()  # teacher blocks to tap, 0-based; () = `num_taps` spaced evenly, last included [I]
-    num_taps: int = 4  # taps when `layers` is empty (capped at the teacher's depth) [I]
-    head_hidden: int = 0  # width h of each head's MLP; 0 = the teacher width d [I]
+    layers: tuple[int, ...] = knob((), ge=0)  # teacher blocks to tap, 0-based; () = `num_taps` spaced evenly, last included [I]
+    num_taps: int = knob(4, ge=1)  # taps when `layers` is empty (capped at the teacher's depth) [I]
+    head_hidden: int = knob(0, ge=0)  # width h of each head's MLP; 0 = the teacher width d [I]
     class_projection: bool = True  # add ⟨emb(y), φ⟩ when the condition carries class labels [I]
-    mask_ratio_range: tuple[float, float] = (0.0, 0.95)  # r range of the mask augmentation (paper's best)
+    mask_ratio_range: tuple[float, float] = knob((0.0, 0.95), ge=0, le=1)  # r range of the mask augmentation (paper's best)
     mask_ratio_dist: Literal["uniform"] = "uniform"  # distribution of r in the range; only U(a, b) for now [I]
     disc_loss: Literal["bce", "hinge"] = "bce"  # discriminator loss [I]
-    r1_gamma: float = 0.0  # γ of the R1 penalty (γ/2)·‖∇D(real)‖² on real embeddings; 0 = off [I]
-    w_gan: float = 1.0  # weight of L_GAN in L_DiMO + w_GAN·L_GAN (paper: 200 in the long MaskBit stage) [I]
-    lr_disc_mult: float = 1.0  # discriminator lr = lr_disc_mult × generator lr (suggested 1 to 10) [I]
+    r1_gamma: float = knob(0.0, ge=0)  # γ of the R1 penalty (γ/2)·‖∇D(real)‖² on real embeddings; 0 = off [I]
+    w_gan: float = knob(1.0, ge=0)  # weight of L_GAN in L_DiMO + w_GAN·L_GAN (paper: 200 in the long MaskBit stage) [I]
+    lr_disc_mult: float = knob(1.0, gt=0)  # discriminator lr = lr_disc_mult × generator lr (suggested 1 to 10) [I]
     embedding: Literal["soft", "gumbel"] = "soft"  # fake input: soft embedding, or the Gumbel-ST baseline (§4.3)
-    gumbel_tau: float = 1.0  # τ of the Gumbel-ST baseline [I]
+    gumbel_tau: float = knob(1.0, gt=0)  # τ of the Gumbel-ST baseline [I]
 
     def __post_init__(self) -> None:
         self.layers = tuple(int(i) for i in self.layers)
         self.mask_ratio_range = tuple(float(x) for x in self.mask_ratio_range)  # type: ignore[assignment]
+        check_ranges(self)
         if any(i < 0 for i in self.layers) or len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"gan.layers must be distinct 0-based block indices, got {list(self.layers)}.")
         if self.num_taps < 1:

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig, knob
 from ..data import build_dataset
 from ..errors import ConfigError
 from ..paths import find_folder
@@ -71,21 +71,17 @@ class RefineRunConfig(DistillRunConfig):
         max_steps=1000, batch_size=32, lr=1e-4, warmup_steps=100, grad_clip=1.0, ema_decay=0.999,
         checkpoint_every=500, sample_every=250, log_every=25))
     student: str = "checkpoints/dimo-mnist"  # the Di[M]O student folder to refine
-    dimo_weight: float = 1.0  # weight of L_DiMO; 0 = the GAN-only ablation (§5.5)
+    dimo_weight: float = knob(1.0, ge=0)  # weight of L_DiMO; 0 = the GAN-only ablation (§5.5)
     gan: GANConfig = field(default_factory=GANConfig)
     data: DataConfig = field(default_factory=DataConfig)  # real images for the discriminator (train split)
-    max_real_images: int = 0  # use the first N real images only (0 = all)
+    max_real_images: int = knob(0, ge=0)  # use the first N real images only (0 = all)
     token_cache: bool = True  # cache the tokenized real images on disk (built-in datasets)
-    tokenize_batch_size: int = 500
-    diag_samples: int = 4  # Monte-Carlo draws of the soft-vs-hard gap at each log step (0 = off)
+    tokenize_batch_size: int = knob(500, ge=1)
+    diag_samples: int = knob(4, ge=0)  # Monte-Carlo draws of the soft-vs-hard gap at each log step (0 = off)
     reward: RewardLossConfig = field(default_factory=RewardLossConfig)  # reward terms (§6); off by default
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.dimo_weight < 0 or self.max_real_images < 0 or self.diag_samples < 0:
-            raise ValueError("dimo_weight, max_real_images and diag_samples must be ≥ 0")
-        if self.gan.w_gan < 0:
-            raise ValueError("gan.w_gan must be ≥ 0 (0 switches the GAN off)")
         if self.dimo_weight == 0 and self.gan.w_gan == 0 and self.reward.w_reward == 0:
             raise ValueError("dimo_weight, gan.w_gan and reward.w_reward are all 0: nothing would train the student")
 

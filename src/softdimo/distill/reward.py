@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from ..config import check_ranges, knob
 from ..rewards.base import CompositeReward, RewardTermConfig
 from ..soft import gumbel_straight_through_probs, soft_probs
 
@@ -29,19 +30,16 @@ class RewardLossConfig:
     """Reward fine-tuning knobs of `softdimo refine` (§6; weights unknown in the sources [I])."""
 
     terms: list[RewardTermConfig] = field(default_factory=list)  # the rewards R_i with λ_i and normalisation
-    w_reward: float = 0.0  # w_reward in L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward
+    w_reward: float = knob(0.0, ge=0)  # w_reward in L = dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward
     embedding: Literal["soft", "gumbel"] = "soft"  # soft embedding (§4.1) or Gumbel straight-through (§4.3)
-    temperature: float = 1.0  # τ of softmax(z/τ) on the reward path (§4.1: 1)
-    gumbel_tau: float = 1.0  # τ of the Gumbel-softmax backward pass (§4.3: 1)
+    temperature: float = knob(1.0, gt=0)  # τ of softmax(z/τ) on the reward path (§4.1: 1)
+    gumbel_tau: float = knob(1.0, gt=0)  # τ of the Gumbel-softmax backward pass (§4.3: 1)
 
     def __post_init__(self) -> None:
-        if self.w_reward < 0:
-            raise ValueError(f"reward.w_reward must be ≥ 0, got {self.w_reward}")
+        check_ranges(self)
         if self.w_reward > 0 and not self.terms:
             raise ValueError("reward.w_reward > 0 needs at least one entry in reward.terms "
                              "(e.g. kind: attribute, path: checkpoints/reward-attribute-world)")
-        if self.temperature <= 0 or self.gumbel_tau <= 0:
-            raise ValueError("reward.temperature and reward.gumbel_tau must be > 0")
 
 
 def reward_images(bundle, logits: torch.Tensor, cfg: RewardLossConfig,

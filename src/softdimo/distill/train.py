@@ -42,7 +42,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..config import DataConfig, TrainConfig, torch_dtype
+from ..config import DataConfig, TrainConfig, check_ranges, knob, torch_dtype
 from ..data import build_dataset, heldout_prompts_interleaved, read_prompts_file
 from ..errors import ConfigError
 from ..mdm.masking import MaskSchedule, exact_count_mask, masked_ce_loss
@@ -66,22 +66,22 @@ AUX_DIR = "aux"  # ψ's weights inside an exported student folder
 class DiMOConfig:
     """The knobs of docs/method.md §3 (defaults: the released MaskGit configuration, §9)."""
 
-    r_init: float = 0.6  # fraction of mask tokens in x_init (§3.2)
-    r_init_range: tuple[float, float] | None = None  # draw r ~ U(a, b) per sample instead of r_init
-    sigma: float = 0.1  # variance-preserving embedding noise σ of the student's input (§3.2)
+    r_init: float = knob(0.6, ge=0, le=1)  # fraction of mask tokens in x_init (§3.2)
+    r_init_range: tuple[float, float] | None = knob(None, ge=0, le=1)  # draw r ~ U(a, b) per sample instead of r_init
+    sigma: float = knob(0.1, ge=0, le=1)  # variance-preserving embedding noise σ of the student's input (§3.2)
     sigma_scale: SigmaScale = "absolute"  # σ·ε in absolute units (code), or × the embeddings' rms ("embedding")
-    sigma_warmup_steps: int = 0  # ramp σ from 0 to ``sigma`` over this many steps (0 = fixed σ)
+    sigma_warmup_steps: int = knob(0, ge=0)  # ramp σ from 0 to ``sigma`` over this many steps (0 = fixed σ)
     sigma_warmup: Literal["linear", "cos"] = "linear"  # shape of the σ ramp
     remask: MaskSchedule = field(default_factory=MaskSchedule)  # re-masking schedule (§3.4): the teacher's
-    beta: float = 0.0  # generalised Jeffreys β: 0 = forward KL (code), 1 = reverse KL; paper's best −0.2
-    teacher_cfg: float = 2.0  # CFG scale w of the teacher's logits (MaskGit: 2.0; Meissonic: 4.0)
+    beta: float = knob(0.0)  # generalised Jeffreys β: 0 = forward KL (code), 1 = reverse KL; paper's best −0.2
+    teacher_cfg: float = knob(2.0, ge=0)  # CFG scale w of the teacher's logits (MaskGit: 2.0; Meissonic: 4.0)
     length_norm: bool = False  # the paper's 1/L_M averaging over masked positions (code: off)
     weighting: Weighting = "none"  # "dmd": the paper's w = 1/|p_ψ − p_φ| normaliser (code: off)
-    train_temperature: float = 1.0  # τ of the student's token draw during training (§3.3)
-    aux_label_smoothing: float = 0.1  # label smoothing of ψ's CE (§3.6)
-    aux_updates: int = 1  # ψ updates per generator step (§3.6: 1; TTUR did not help)
-    aux_lr: float | None = None  # ψ's learning rate (None = train.lr)
-    aux_grad_clip: float | None = None  # ψ's gradient clipping (code: none)
+    train_temperature: float = knob(1.0, gt=0)  # τ of the student's token draw during training (§3.3)
+    aux_label_smoothing: float = knob(0.1, ge=0, lt=1)  # label smoothing of ψ's CE (§3.6)
+    aux_updates: int = knob(1, ge=1)  # ψ updates per generator step (§3.6: 1; TTUR did not help)
+    aux_lr: float | None = knob(None, gt=0)  # ψ's learning rate (None = train.lr)
+    aux_grad_clip: float | None = knob(None, gt=0)  # ψ's gradient clipping (code: none)
     freeze_embeddings: bool = True  # freeze token table, positions, tied head bias in θ and ψ (§3.1)
     freeze_head: bool = False  # also freeze the output head in θ and ψ (the released code: tied to the frozen table)
     freeze_condition: bool = False  # also freeze the class table / text projection (released: in the frozen table)
@@ -89,20 +89,11 @@ class DiMOConfig:
     teacher_dropout: bool = False  # the MaskGit code's artefact: teacher left in train mode
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.r_init <= 1.0:
-            raise ValueError(f"r_init must be in [0, 1], got {self.r_init}")
+        check_ranges(self)
         if self.r_init_range is not None:
             a, b = self.r_init_range
-            if not 0.0 <= a <= b <= 1.0:
+            if not a <= b:
                 raise ValueError(f"r_init_range must satisfy 0 ≤ a ≤ b ≤ 1, got {self.r_init_range}")
-        if not 0.0 <= self.sigma <= 1.0:
-            raise ValueError(f"sigma must be in [0, 1], got {self.sigma}")
-        if self.sigma_warmup_steps < 0 or self.aux_updates < 1:
-            raise ValueError("sigma_warmup_steps must be ≥ 0 and aux_updates ≥ 1")
-        if self.teacher_cfg < 0 or self.train_temperature <= 0:
-            raise ValueError("teacher_cfg must be ≥ 0 and train_temperature > 0")
-        if not 0.0 <= self.aux_label_smoothing < 1.0:
-            raise ValueError(f"aux_label_smoothing must be in [0, 1), got {self.aux_label_smoothing}")
 
     def sigma_at(self, step: int) -> float:
         """σ at optimiser step ``step`` (the warm-up ramp, then constant)."""
@@ -131,12 +122,11 @@ class DistillRunConfig:
     dimo: DiMOConfig = field(default_factory=DiMOConfig)
     prompts_file: str = ""  # text teachers: .txt (one prompt a line) or .jsonl with "prompt"; "" = world captions
     prompt_data: DataConfig = field(default_factory=lambda: DataConfig(dataset="world"))  # caption source
-    sample_temperature: float = 1.0  # default τ of the exported student's sampler (§3.9)
+    sample_temperature: float = knob(1.0, ge=0)  # default τ of the exported student's sampler (§3.9)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)  # collapse measurements (§3.8)
 
     def __post_init__(self) -> None:
-        if self.sample_temperature < 0:
-            raise ValueError(f"sample_temperature must be ≥ 0, got {self.sample_temperature}")
+        check_ranges(self)
 
 
 def resolve_teacher(value: str, kind: str = "native") -> Path:

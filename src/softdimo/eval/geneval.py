@@ -46,6 +46,7 @@ from scipy import ndimage
 from ..classifier.crops import as_rgb_float, background_distance, crop_ink, frame_digit
 from ..data import BACKGROUND, COLORS, relation_holds
 from ..data import geneval as ge
+from ..config import check_ranges, knob
 from ..errors import DataError
 
 __all__ = ["ScorerConfig", "Detection", "GenEvalScorer", "RULES", "evaluate_rules", "name_color"]
@@ -57,22 +58,17 @@ RULES: tuple[str, ...] = ("count", "color", "position", "exclude")  # which GenE
 class ScorerConfig:
     """Knobs of :class:`GenEvalScorer`; the defaults are GenEval's thresholds."""
 
-    threshold: float = 0.15  # foreground = RGB distance from BACKGROUND ≥ this ([0, 1] units)
-    merge_distance: int = 2  # fragments within this Chebyshev pixel distance are one object (0 = never)
-    min_pixels: int = 8  # objects with fewer foreground pixels are dropped
-    confidence: float = 0.3  # GenEval THRESHOLD: keep objects with confidence above this
-    counting_confidence: float = 0.9  # GenEval COUNTING_THRESHOLD (tag "counting")
-    max_objects: int = 16  # GenEval MAX_OBJECTS kept per class
-    color_top_fraction: float = 0.9  # colour from pixels with distance ≥ this × the object's peak
-    background: tuple[int, int, int] = BACKGROUND
+    threshold: float = knob(0.15, gt=0, lt=1)  # foreground = RGB distance from BACKGROUND ≥ this ([0, 1] units)
+    merge_distance: int = knob(2, ge=0)  # fragments within this Chebyshev pixel distance are one object (0 = never)
+    min_pixels: int = knob(8, ge=1)  # objects with fewer foreground pixels are dropped
+    confidence: float = knob(0.3, ge=0, le=1)  # GenEval THRESHOLD: keep objects with confidence above this
+    counting_confidence: float = knob(0.9, ge=0, le=1)  # GenEval COUNTING_THRESHOLD (tag "counting")
+    max_objects: int = knob(16, ge=1)  # GenEval MAX_OBJECTS kept per class
+    color_top_fraction: float = knob(0.9, gt=0, le=1)  # colour from pixels with distance ≥ this × the object's peak
+    background: tuple[int, int, int] = knob(BACKGROUND, ge=0, le=255)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.merge_distance < 0 or self.min_pixels < 1 or self.max_objects < 1:
-            raise ValueError("merge_distance ≥ 0, min_pixels ≥ 1 and max_objects ≥ 1 are required")
-        if not 0.0 < self.color_top_fraction <= 1.0:
-            raise ValueError(f"color_top_fraction must be in (0, 1], got {self.color_top_fraction}")
+        check_ranges(self)
 
 
 @dataclass

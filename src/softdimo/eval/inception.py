@@ -25,7 +25,6 @@ as above, and run in chunks of ``max_batch`` without gradients unless ``grad=Tru
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from pathlib import Path
 
 import torch
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from softdimo.errors import DataError
+from softdimo.safeload import load_torchscript
 
 __all__ = ["InceptionFeatures", "INCEPTION_SIZE", "fid_inception_path"]
 
@@ -104,10 +104,7 @@ class InceptionFeatures(nn.Module):
         device = torch.device(device)
         path = fid_inception_path()
         try:
-            with warnings.catch_warnings():
-                # torch>=2.10 deprecates TorchScript loading; the file only exists in that form.
-                warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=DeprecationWarning)
-                net = torch.jit.load(str(path), map_location=device)
+            net = load_torchscript(path, map_location=device)  # the wheel's file, never a user path
         except (RuntimeError, OSError) as exc:
             raise DataError(
                 f"Could not load the FID Inception network from {path} ({exc}). The file may "

@@ -42,6 +42,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 
 ScheduleName = Literal["arccos", "cosine", "linear"]
@@ -58,12 +59,13 @@ class MaskSchedule:
     """How training draws a mask ratio r from u ~ U(0, 1), clamped to [min_ratio, max_ratio]."""
 
     kind: ScheduleName = "arccos"  # the ratio map r(u) (table in the module docstring)
-    min_ratio: float = 0.0  # lower clamp of r (Meissonic's cosine: 0.02)
-    max_ratio: float = 1.0  # upper clamp of r (Meissonic's cosine: 0.98)
+    min_ratio: float = knob(0.0, ge=0, le=1)  # lower clamp of r (Meissonic's cosine: 0.02)
+    max_ratio: float = knob(1.0, ge=0, le=1)  # upper clamp of r (Meissonic's cosine: 0.98)
 
     def __post_init__(self) -> None:
         _check_name(self.kind)
-        if not 0.0 <= self.min_ratio <= self.max_ratio <= 1.0:
+        check_ranges(self)
+        if not self.min_ratio <= self.max_ratio:
             raise ConfigError(f"mask schedule clamp must satisfy 0 ≤ min_ratio ≤ max_ratio ≤ 1, got "
                               f"[{self.min_ratio}, {self.max_ratio}].")
 

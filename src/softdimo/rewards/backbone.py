@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_ranges, knob
 from .inputs import _background as _bg, world_canvas
 
 
@@ -23,21 +24,20 @@ from .inputs import _background as _bg, world_canvas
 class BackboneConfig:
     """Architecture of the scene CNN (shared by the mini-CLIP image encoder and the attribute classifier)."""
 
-    image_size: int = 32  # world canvas side the network reads (images are resized / pasted to it)
-    channels: tuple[int, ...] = (32, 64, 128)  # conv width of each stage (each ends in a 2× max-pool)
-    convs_per_stage: int = 1  # 3×3 conv + ReLU layers per stage
-    hidden: int = 512  # width of the feature vector after the flatten
-    dropout: float = 0.1  # dropout on the features (training only)
-    norm_groups: int = 8  # GroupNorm groups after every conv (0 = no normalisation)
+    image_size: int = knob(32, ge=1)  # world canvas side the network reads (images are resized / pasted to it)
+    channels: tuple[int, ...] = knob((32, 64, 128), ge=1)  # conv width of each stage (each ends in a 2× max-pool)
+    convs_per_stage: int = knob(1, ge=1)  # 3×3 conv + ReLU layers per stage
+    hidden: int = knob(512, ge=1)  # width of the feature vector after the flatten
+    dropout: float = knob(0.1, ge=0, lt=1)  # dropout on the features (training only)
+    norm_groups: int = knob(8, ge=0)  # GroupNorm groups after every conv (0 = no normalisation)
 
     def __post_init__(self) -> None:
-        if not self.channels or any(c < 1 for c in self.channels) or self.convs_per_stage < 1 or self.hidden < 1:
-            raise ValueError("channels must be positive, convs_per_stage ≥ 1 and hidden ≥ 1")
+        check_ranges(self)
+        if not self.channels:
+            raise ValueError("channels must be a non-empty tuple of positive ints")
         if self.image_size // 2 ** len(self.channels) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {len(self.channels)} poolings")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.norm_groups < 0 or (self.norm_groups and any(c % self.norm_groups for c in self.channels)):
+        if self.norm_groups and any(c % self.norm_groups for c in self.channels):
             raise ValueError(f"norm_groups must be 0 or divide every entry of channels {self.channels}, "
                              f"got {self.norm_groups}")
 

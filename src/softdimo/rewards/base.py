@@ -28,6 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError
 
 RewardKind = Literal["miniclip", "attribute", "clip_score", "hpsv2", "pickscore", "imagereward"]
@@ -56,13 +57,16 @@ class RewardTermConfig:
 
     kind: RewardKind = "miniclip"  # which reward model; the last four load local weights through softdimo.rewards.adapters
     path: str = ""  # checkpoint folder (in-project kinds: a train-reward final/ or checkpoints/reward-*; adapters: local weights)
-    weight: float = 1.0  # λ_i in L_reward = -Σ_i λ_i R_i and in the best-of-N composite
+    weight: float = knob(1.0)  # λ_i in L_reward = -Σ_i λ_i R_i and in the best-of-N composite
     normalize: Literal["none", "scale", "zscore"] = "scale"  # per-reward normalisation before weighting
-    scale: float = 1.0  # normalize=scale: R ← (R - shift) · scale
-    shift: float = 0.0  # normalize=scale: subtracted before scaling
-    zscore_momentum: float = 0.01  # normalize=zscore: EMA rate of the running mean/variance
-    zscore_eps: float = 1e-4  # normalize=zscore: added to the running std
+    scale: float = knob(1.0)  # normalize=scale: R ← (R - shift) · scale
+    shift: float = knob(0.0)  # normalize=scale: subtracted before scaling
+    zscore_momentum: float = knob(0.01, gt=0, le=1)  # normalize=zscore: EMA rate of the running mean/variance
+    zscore_eps: float = knob(1e-4, gt=0)  # normalize=zscore: added to the running std
     name: str = ""  # label in logs and score tables (default: kind)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class ScaledReward(nn.Module):

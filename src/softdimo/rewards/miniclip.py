@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import knob
 from ..errors import ConfigError, DataError
 from ..mdm.text import FEATURE_DIM, TextEncoder
 from ..paths import find_folder
@@ -46,17 +47,17 @@ from .scenes import SceneStage
 class MiniClipConfig(BackboneConfig):
     """Architecture of :class:`MiniClipImageEncoder` (backbone knobs plus the embedding and scales)."""
 
-    embed_dim: int = FEATURE_DIM  # must equal the MiniLM sentence embedding (384)
-    init_logit_scale: float = 10.0  # initial s of the contrastive logits s·cos
-    max_logit_scale: float = 100.0  # s is clamped to this (as in CLIP)
-    reward_scale: float = 100.0  # R = reward_scale · cos (the CLIP-score convention)
-    text_max_length: int = 32  # MiniLM tokens per caption (world captions need ≤ 16)
+    embed_dim: int = knob(FEATURE_DIM, ge=1)  # must equal the MiniLM sentence embedding (384)
+    init_logit_scale: float = knob(10.0, gt=0)  # initial s of the contrastive logits s·cos
+    max_logit_scale: float = knob(100.0, gt=0)  # s is clamped to this (as in CLIP)
+    reward_scale: float = knob(100.0, gt=0)  # R = reward_scale · cos (the CLIP-score convention)
+    text_max_length: int = knob(32, ge=1, le=512)  # MiniLM tokens per caption (world captions need ≤ 16)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.embed_dim != FEATURE_DIM:
             raise ValueError(f"embed_dim must equal the MiniLM embedding size {FEATURE_DIM}, got {self.embed_dim}")
-        if not 0 < self.init_logit_scale <= self.max_logit_scale:
+        if not self.init_logit_scale <= self.max_logit_scale:
             raise ValueError("need 0 < init_logit_scale ≤ max_logit_scale")
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, torch_dtype
+from ..config import DataConfig, check_ranges, knob, torch_dtype
 from ..data import geneval as ge
 from ..data.world import enumerate_metadata, load_world
 from ..errors import DataError
@@ -30,13 +30,12 @@ class RewardAugmentConfig:
     """Random softening of training scenes (the reward must also read decoded, slightly blurry images)."""
 
     enabled: bool = True
-    blur_prob: float = 0.5  # probability of mixing an image with its 3×3 box blur
-    blur_max_mix: float = 0.7  # the mixing weight is uniform in [0, blur_max_mix]
-    noise_std: float = 0.03  # std of additive Gaussian pixel noise (images in [0, 1])
+    blur_prob: float = knob(0.5, ge=0, le=1)  # probability of mixing an image with its 3×3 box blur
+    blur_max_mix: float = knob(0.7, ge=0, le=1)  # the mixing weight is uniform in [0, blur_max_mix]
+    noise_std: float = knob(0.03, ge=0)  # std of additive Gaussian pixel noise (images in [0, 1])
 
     def __post_init__(self) -> None:
-        if not (0 <= self.blur_prob <= 1 and 0 <= self.blur_max_mix <= 1 and self.noise_std >= 0):
-            raise ValueError("augment.blur_prob and augment.blur_max_mix must be in [0, 1], noise_std ≥ 0")
+        check_ranges(self)
 
 
 def augment(x: torch.Tensor, cfg: RewardAugmentConfig, generator: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, TrainConfig, check_ranges, knob
 from .attribute import AttributeConfig, AttributeStage
 from .miniclip import MiniClipConfig, MiniClipStage
 from .scenes import RewardAugmentConfig
@@ -29,9 +29,10 @@ class RewardRunConfig:
     miniclip: MiniClipConfig = field(default_factory=MiniClipConfig)  # architecture when kind=miniclip
     attribute: AttributeConfig = field(default_factory=AttributeConfig)  # architecture when kind=attribute
     augment: RewardAugmentConfig = field(default_factory=RewardAugmentConfig)
-    num_sample_images: int = 32  # training scenes shown (augmented) in each sample grid
+    num_sample_images: int = knob(32, ge=1)  # training scenes shown (augmented) in each sample grid
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.data.dataset != "world":
             raise ValueError(f"train-reward reads digit-world scenes: data.dataset must be 'world', "
                              f"got {self.data.dataset!r}")

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..files import read_json
 from .protocol import CondKind
 
 
@@ -45,13 +46,7 @@ def read_manifest(path: str | os.PathLike, name: str) -> dict[str, Any] | None:
     f = Path(path) / name
     if not f.is_file():
         return None
-    try:
-        data = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f} is not valid JSON ({e}); the model folder is corrupt.") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{f} must hold a JSON object; the model folder is corrupt.")
-    return data
+    return read_json(f, "the manifest (the model folder is corrupt?)", CheckpointError)
 
 
 def check_compatible(mdm: Any, tokenizer: Any, where: str = "") -> None:

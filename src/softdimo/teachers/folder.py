@@ -46,7 +46,7 @@ def _what_is(path: Path) -> str:
     for f in sorted(path.glob("*.json")):
         try:
             data = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON
             continue
         if isinstance(data, dict) and isinstance(data.get("kind"), str):
             return f"a '{data['kind']}' folder ({f.name})"

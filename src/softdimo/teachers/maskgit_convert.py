@@ -38,8 +38,9 @@ import torch
 import yaml
 
 from ..errors import CheckpointError, ConfigError
+from ..files import check_writable
 from .maskgit import MaskGITTeacher
-from ..pretrained import pickle_is_allowed
+from ..safeload import PickleRefused, load_pickle, pickle_is_allowed
 from .maskgit_net import MaskGITConfig, MaskGITTransformer, grid_from_positions
 from .vqgan import TamingVQGAN, VQGANConfig
 
@@ -124,16 +125,12 @@ def read_pickled(path: Path, allow_pickle: bool | None = None) -> Any:
     """``torch.load(path, weights_only=True)`` with Lightning's class names as inert stand-ins; only when
     pickle is allowed (``allow_pickle``, or the enclosing :func:`softdimo.pretrained.pickle_allowed`)."""
     if not pickle_is_allowed(allow_pickle):
-        raise ConfigError(f"{path.name} is a pickle file (the format MaskGIT is published in), and unpickling can run "
-                          f"code, so softdimo reads it only when asked: pass --allow-pickle (it is then read with "
-                          f"torch.load(weights_only=True), which rebuilds tensors only). The converted folder needs no "
-                          f"pickle afterwards.")
-    try:
-        with torch.serialization.safe_globals(_stand_ins(path)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} could not be read with torch.load(weights_only=True) ({e}). It is corrupt, "
-                              f"not the published file, or holds objects softdimo does not unpickle.") from e
+        raise PickleRefused(f"{path.name} is a pickle file (the format MaskGIT is published in), and unpickling can "
+                            f"run code, so softdimo reads it only when asked: pass --allow-pickle (it is then read with "
+                            f"torch.load(weights_only=True), which rebuilds tensors only). The converted folder needs "
+                            f"no pickle afterwards.")
+    return load_pickle(path, True, what="the published MaskGIT file (corrupt, or not the published file?)",
+                       safe_globals=_stand_ins(path))
 
 
 def unwrap_state(obj: Any, keys: tuple[str, ...], path: Path) -> dict[str, torch.Tensor]:
@@ -155,7 +152,7 @@ def vqgan_config(path: Path) -> VQGANConfig:
     """:class:`VQGANConfig` from taming's ``model.yaml`` (``model.params``: embed_dim, n_embed, ddconfig)."""
     try:
         doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, ValueError, yaml.YAMLError) as e:  # missing, not UTF-8, not YAML
         raise CheckpointError(f"could not read {path}: {e}") from e
     params = (doc or {}).get("model", {}).get("params") if isinstance(doc, dict) else None
     if not isinstance(params, dict) or not isinstance(params.get("ddconfig"), dict):
@@ -211,7 +208,7 @@ def convert_maskgit(src: str | Path, dst: str | Path, variant: int = 256, heads:
     """Convert the published files in ``src`` (``variant`` picks MaskGIT_ImageNet_<variant>.pth) into the
     teacher folder ``dst`` (module docstring). The image size is the token grid × the VQGAN's factor."""
     files = find_published(src, variant)
-    dst = Path(dst).expanduser()
+    dst = check_writable(Path(dst).expanduser(), "DST", folder=True)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise ConfigError(f"{dst} exists and is not empty; pass --overwrite to replace its contents, or another DST.")
     vq_cfg = vqgan_config(files.vqgan_yaml)

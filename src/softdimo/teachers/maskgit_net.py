@@ -42,6 +42,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..mdm import Condition
 from ..pretrained import PretrainedMixin
@@ -51,22 +52,19 @@ from ..pretrained import PretrainedMixin
 class MaskGITConfig:
     """``MaskTransformer``'s constructor arguments (defaults: the released ImageNet-256 model)."""
 
-    grid: int = 16  # tokens per side (the released ``patch_size``: image side / 16)
-    hidden_dim: int = 768
-    codebook_size: int = 1024  # K image tokens; the mask token is id K
-    depth: int = 24
-    heads: int = 16  # the released trainer builds the model with 16 heads (the class default is 8)
-    mlp_dim: int = 3072
-    dropout: float = 0.1
-    nclass: int = 1000  # class tokens; the null class is one more
+    grid: int = knob(16, ge=1)  # tokens per side (the released ``patch_size``: image side / 16)
+    hidden_dim: int = knob(768, ge=1)
+    codebook_size: int = knob(1024, ge=1)  # K image tokens; the mask token is id K
+    depth: int = knob(24, ge=1)
+    heads: int = knob(16, ge=1)  # the released trainer builds the model with 16 heads (the class default is 8)
+    mlp_dim: int = knob(3072, ge=1)
+    dropout: float = knob(0.1, ge=0, lt=1)
+    nclass: int = knob(1000, ge=1)  # class tokens; the null class is one more
 
     def __post_init__(self) -> None:
-        if min(self.grid, self.hidden_dim, self.codebook_size, self.depth, self.heads, self.mlp_dim, self.nclass) < 1:
-            raise ConfigError(f"every size of a MaskGIT transformer must be ≥ 1, got {self}.")
+        check_ranges(self)
         if self.hidden_dim % self.heads:
             raise ConfigError(f"hidden_dim={self.hidden_dim} is not divisible by heads={self.heads}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
 
     @property
     def seq_len(self) -> int:

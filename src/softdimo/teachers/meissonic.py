@@ -117,7 +117,7 @@ class MeissonicTeacher(AmusedTeacher):
         f = Path(folder) / "scheduler_config.json"
         try:
             return dict(json.loads(f.read_text()))
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, TypeError) as e:  # missing, not UTF-8, not JSON, not an object
             raise CheckpointError(f"could not read {f}: {e}") from e
 
     @classmethod

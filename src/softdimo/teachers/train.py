@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import DataConfig, TrainConfig, to_dict, torch_dtype
+from ..config import DataConfig, TrainConfig, check_ranges, knob, to_dict, torch_dtype
 from ..data import build_dataset, heldout_prompts_interleaved
 from ..errors import ConfigError
 from ..mdm import MaskedTransformer, MaskGITSampler, MaskSchedule, MDMConfig, TextEncoder
@@ -52,19 +52,16 @@ class TeacherRunConfig:
     model: MDMConfig = field(default_factory=MDMConfig)  # defaults = the "small" preset (K 512, 7×7)
     tokenizer: str = "checkpoints/tokenizer-mnist"  # tokenizer folder; relative: cwd, else the project root
     schedule: MaskSchedule = field(default_factory=MaskSchedule)  # training mask-ratio schedule (arccos)
-    label_smoothing: float = 0.1  # label smoothing of the masked CE (docs/method.md §3.6)
+    label_smoothing: float = knob(0.1, ge=0, lt=1)  # label smoothing of the masked CE (docs/method.md §3.6)
     loss_positions: LossPositions = "masked"  # CE on masked positions only, or on "all" (released MaskGit)
     init_from: str = ""  # a teacher folder whose MDM weights start this run (fine-tuning); "" = random init
     sampler: MaskGITSampler = field(default_factory=default_sampler)  # sample grids; the export's default
-    max_train_images: int = 0  # train on the first N images of the split only (0 = all)
+    max_train_images: int = knob(0, ge=0)  # train on the first N images of the split only (0 = all)
     token_cache: bool = True  # cache the tokenized train split on disk (built-in datasets only)
-    tokenize_batch_size: int = 500  # images per tokenizer call at setup
+    tokenize_batch_size: int = knob(500, ge=1)  # images per tokenizer call at setup
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.max_train_images < 0 or self.tokenize_batch_size < 1:
-            raise ValueError("max_train_images must be ≥ 0 and tokenize_batch_size ≥ 1")
+        check_ranges(self)
 
 
 def resolve_tokenizer(value: str) -> Path:

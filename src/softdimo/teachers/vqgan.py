@@ -27,12 +27,13 @@ distance), ``decode(ids)`` (codebook lookup → ``post_quant_conv`` → decoder)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_ranges, knob
 from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
 
@@ -46,26 +47,27 @@ class VQGANConfig:
     Defaults: the ImageNet f16 VQGAN with K = 1024 that MaskGIT uses.
     """
 
-    embed_dim: int = 256  # channels of a code vector
-    n_embed: int = 1024  # K, the number of codes
-    ch: int = 128  # base width
-    ch_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 4])  # width per level; f = 2^(levels − 1)
-    num_res_blocks: int = 2  # ResnetBlocks per encoder level (decoder: one more)
-    attn_resolutions: list[int] = field(default_factory=lambda: [16])  # feature sizes that get an AttnBlock
-    dropout: float = 0.0
+    embed_dim: int = knob(256, ge=1)  # channels of a code vector
+    n_embed: int = knob(1024, ge=2)  # K, the number of codes
+    ch: int = knob(128, ge=1)  # base width
+    ch_mult: list[int] = knob(default_factory=lambda: [1, 1, 2, 2, 4], ge=1)  # width per level; f = 2^(levels − 1)
+    num_res_blocks: int = knob(2, ge=1)  # ResnetBlocks per encoder level (decoder: one more)
+    attn_resolutions: list[int] = knob(default_factory=lambda: [16], ge=1)  # feature sizes that get an AttnBlock
+    dropout: float = knob(0.0, ge=0, lt=1)
     resamp_with_conv: bool = True  # convolutional down/up-sampling (else average pooling / plain upsampling)
-    in_channels: int = 3
-    out_ch: int = 3
-    resolution: int = 256  # image side the attention resolutions refer to (fixes where AttnBlocks sit)
-    z_channels: int = 256  # encoder output / decoder input width
+    in_channels: int = knob(3, ge=1)
+    out_ch: int = knob(3, ge=1)
+    resolution: int = knob(256, ge=1)  # image side the attention resolutions refer to (fixes where AttnBlocks sit)
+    z_channels: int = knob(256, ge=1)  # encoder output / decoder input width
     double_z: bool = False  # a VQGAN has one z (True is for KL autoencoders)
-    image_size: int = 0  # side of the images it tokenizes (0 = resolution; the network is convolutional)
+    image_size: int = knob(0, ge=0)  # side of the images it tokenizes (0 = resolution; the network is convolutional)
 
     def __post_init__(self) -> None:
         if self.double_z:
             raise ConfigError("this VQGAN has double_z=true: that is a KL autoencoder, not a VQGAN "
                               "(quant_conv reads z_channels). Use the VQGAN's model.yaml.")
-        if not self.ch_mult or self.num_res_blocks < 1 or self.n_embed < 2:
+        check_ranges(self)
+        if not self.ch_mult:
             raise ConfigError(f"bad VQGAN config: ch_mult={self.ch_mult}, num_res_blocks={self.num_res_blocks}, "
                               f"n_embed={self.n_embed}.")
         widths = {self.ch} | {self.ch * m for m in self.ch_mult}

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from ..config import DataConfig, TrainConfig, torch_dtype
+from ..config import DataConfig, TrainConfig, check_ranges, knob, torch_dtype
 from ..data import build_dataset
 from ..errors import ConfigError
 from ..train import Context, Phase, Tick
@@ -27,7 +27,10 @@ class TokenizerRunConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, batch_size=64))
     data: DataConfig = field(default_factory=DataConfig)
     model: VQConfig = field(default_factory=VQConfig)
-    num_sample_images: int = 16  # originals and reconstructions shown in each sample grid
+    num_sample_images: int = knob(16, ge=1)  # originals and reconstructions shown in each sample grid
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 class TokenizerStage:

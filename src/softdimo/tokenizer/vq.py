@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DataError
+from ..config import check_ranges, knob
+from ..errors import ConfigError, DataError
 from ..pretrained import PretrainedMixin
 from .quantizer import EMAVectorQuantizer
 
@@ -32,28 +33,27 @@ from .quantizer import EMAVectorQuantizer
 class VQConfig:
     """Architecture and loss knobs of :class:`VQTokenizer`."""
 
-    in_channels: int = 1  # image channels (1 grey, 3 RGB)
-    image_size: int = 28  # square input side in pixels; must be divisible by 2**(len(channel_mult)-1)
-    base_channels: int = 32  # width of the full-resolution level
-    channel_mult: tuple[int, ...] = (1, 2, 2)  # width multiplier per level; len-1 = number of 2× downsamplings
-    num_res_blocks: int = 1  # residual blocks per level (encoder and decoder)
-    mid_res_blocks: int = 1  # extra residual blocks at the token resolution (encoder and decoder)
-    norm_groups: int = 8  # GroupNorm groups (must divide every level's width)
-    codebook_size: int = 512  # K, number of image tokens
-    codebook_dim: int = 16  # d, size of one code vector (what decode_soft averages)
-    commitment_weight: float = 0.25  # β of the commitment loss ||z_e - sg(e)||²
-    ema_decay: float = 0.99  # EMA decay of the codebook statistics
-    ema_eps: float = 1e-5  # Laplace smoothing of the EMA cluster sizes
-    dead_code_threshold: float = 0.03  # restart codes whose usage share < this × 1/K (0 = never)
+    in_channels: int = knob(1, ge=1)  # image channels (1 grey, 3 RGB)
+    image_size: int = knob(28, ge=1)  # square input side in pixels; must be divisible by 2**(len(channel_mult)-1)
+    base_channels: int = knob(32, ge=1)  # width of the full-resolution level
+    channel_mult: tuple[int, ...] = knob((1, 2, 2), ge=1)  # width multiplier per level; len-1 = number of 2× downsamplings
+    num_res_blocks: int = knob(1, ge=0)  # residual blocks per level (encoder and decoder)
+    mid_res_blocks: int = knob(1, ge=0)  # extra residual blocks at the token resolution (encoder and decoder)
+    norm_groups: int = knob(8, ge=1)  # GroupNorm groups (must divide every level's width)
+    codebook_size: int = knob(512, ge=2)  # K, number of image tokens
+    codebook_dim: int = knob(16, ge=1)  # d, size of one code vector (what decode_soft averages)
+    commitment_weight: float = knob(0.25, ge=0)  # β of the commitment loss ||z_e - sg(e)||²
+    ema_decay: float = knob(0.99, gt=0, lt=1)  # EMA decay of the codebook statistics
+    ema_eps: float = knob(1e-5, gt=0)  # Laplace smoothing of the EMA cluster sizes
+    dead_code_threshold: float = knob(0.03, ge=0)  # restart codes whose usage share < this × 1/K (0 = never)
     code_sampling: Literal["uniform", "error"] = "uniform"  # where initial/restarted codes go (quantizer docstring)
-    l1_weight: float = 1.0  # weight of the pixel L1 reconstruction loss
-    mse_weight: float = 1.0  # weight of the pixel MSE reconstruction loss
+    l1_weight: float = knob(1.0, ge=0)  # weight of the pixel L1 reconstruction loss
+    mse_weight: float = knob(1.0, ge=0)  # weight of the pixel MSE reconstruction loss
 
     def __post_init__(self) -> None:
-        if self.in_channels < 1 or self.image_size < 1 or self.base_channels < 1:
-            raise ValueError("in_channels, image_size and base_channels must be positive")
-        if not self.channel_mult or any(m < 1 for m in self.channel_mult):
-            raise ValueError(f"channel_mult must be a non-empty tuple of positive ints, got {self.channel_mult}")
+        check_ranges(self)
+        if not self.channel_mult:
+            raise ConfigError(f"channel_mult must be a non-empty tuple of positive ints, got {self.channel_mult}")
         down = 2 ** (len(self.channel_mult) - 1)
         if self.image_size % down:
             raise ValueError(f"image_size {self.image_size} is not divisible by {down} "
@@ -62,10 +62,6 @@ class VQConfig:
             if (self.base_channels * m) % self.norm_groups:
                 raise ValueError(f"norm_groups {self.norm_groups} does not divide width "
                                  f"{self.base_channels * m}")
-        if self.codebook_size < 2 or self.codebook_dim < 1:
-            raise ValueError("codebook_size must be ≥ 2 and codebook_dim ≥ 1")
-        if not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -1,9 +1,11 @@
 """Resumable training checkpoints: ``checkpoint-N/`` folders written atomically.
 
 A checkpoint holds every trained module and its EMA (``models.safetensors``), optimiser and
-LR-scheduler states (``optim.pt``, tensors and plain containers only, read back with
-``weights_only=True``), one RNG file per process (``rng-<rank>.pt``) and ``state.json`` (step,
-world size, loop counters and the SHA-256 of every other file). It is assembled in
+LR-scheduler states (``optim.safetensors`` + ``optim.json``), one RNG state per process
+(``rng-<rank>.safetensors`` + ``rng-<rank>.json``; see :mod:`.statefile`: no pickle anywhere)
+and ``state.json`` (step, world size, loop counters and the SHA-256 of every other file).
+Checkpoints written before this format (``optim.pt``, ``rng-<rank>.pt``) are pickles: they resume
+only with ``--allow-pickle``. It is assembled in
 ``.tmp-checkpoint-N/``, flushed to disk, and renamed into place as the very last operation, so a
 crash at any moment leaves either the complete folder or nothing; a failed write (a full disk)
 removes its temporary folder. On resume the newest folder that loads completely and matches its
@@ -27,6 +29,8 @@ import numpy as np
 import torch
 
 from ..pretrained import atomic_write_bytes, load_tensors, save_tensors
+from ..safeload import PickleRefused, load_pickle
+from .statefile import load_state, save_state
 
 CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -131,10 +135,10 @@ def write_checkpoint(run_dir: Path, step: int, models: dict[str, torch.Tensor], 
             tmp.mkdir(parents=True)
         if barrier:
             barrier()
-        torch.save(rng, tmp / f"rng-{rank}.pt")
+        save_state(rng, tmp, f"rng-{rank}")
         if is_main:
             save_tensors(models, tmp / "models.safetensors")
-            torch.save(optim, tmp / "optim.pt")
+            save_state(optim, tmp, "optim")
             if fault is not None:
                 fault()
         if barrier:
@@ -170,11 +174,19 @@ def read_checkpoint(path: Path, rank: int) -> Checkpoint:
         if _sha256(path / name) != digest:
             raise ValueError(f"{name} does not match the SHA-256 recorded in state.json")
     world = int(state.get("world_size", 1))
-    models = load_tensors(path / "models.safetensors")
-    optim = torch.load(path / "optim.pt", map_location="cpu", weights_only=True)
-    rngs = {r: torch.load(path / f"rng-{r}.pt", map_location="cpu", weights_only=True) for r in range(world)}
+    models = load_tensors(path / "models.safetensors", allow_pickle=False)
+    optim = _read_state(path, "optim")
+    rngs = {r: _read_state(path, f"rng-{r}") for r in range(world)}
     return Checkpoint(path=path, step=int(state["step"]), models=models, optim=optim, rng=rngs.get(rank),
                       extra=dict(state.get("extra", {})), world_size=world)
+
+
+def _read_state(path: Path, name: str) -> Any:
+    """``NAME.safetensors`` + ``NAME.json``, or a checkpoint of the earlier format's ``NAME.pt``
+    (a pickle: read only with --allow-pickle, with ``torch.load(weights_only=True)``)."""
+    if not (path / f"{name}.json").is_file() and (path / f"{name}.pt").is_file():
+        return load_pickle(path / f"{name}.pt", what=f"checkpoint {path.name} (written by an earlier softdimo)")
+    return load_state(path, name)
 
 
 def latest_checkpoint(run_dir: Path, rank: int = 0) -> Checkpoint | None:
@@ -182,6 +194,8 @@ def latest_checkpoint(run_dir: Path, rank: int = 0) -> Checkpoint | None:
     for step, path in reversed(list_checkpoints(run_dir)):
         try:
             return read_checkpoint(path, rank)
+        except PickleRefused:  # intact, but in the earlier pickle format: the user decides
+            raise
         except Exception as e:  # any failure to read means: not a usable checkpoint
             warnings.warn(f"checkpoint {path} is incomplete or corrupt ({type(e).__name__}: {e}); "
                           f"falling back to the previous one.", stacklevel=2)

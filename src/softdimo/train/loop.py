@@ -278,7 +278,7 @@ class MetricsLog:
         if not enabled:
             return
         if self.path.exists():  # drop rows written after the checkpoint we resume from
-            kept = [r for r in self.path.read_text().splitlines() if _row_step(r) <= resume_step]
+            kept = [r for r in self.path.read_text(errors="replace").splitlines() if _row_step(r) <= resume_step]
             atomic_write_bytes(self.path, "".join(r + "\n" for r in kept).encode())
         try:
             from torch.utils.tensorboard import SummaryWriter  # heavy: tensorboard, only for the main process's log
@@ -312,14 +312,16 @@ def _newest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
-          progress: bool = True, fault: Callable[[str, int], None] | None = None) -> TrainResult:
+          progress: bool = True, fault: Callable[[str, int], None] | None = None,
+          on_start: Callable[[], None] | None = None) -> TrainResult:
     """Run ``stage`` for ``cfg.max_steps`` optimiser steps, writing everything into ``run_dir``.
 
     ``cfg.faults`` injects failures (:mod:`.faults`); ``fault(event, step)`` is a further test
     hook invoked at "step" (after the optimiser updates of 1-based step ``step``) and
     "checkpoint" (inside the write of checkpoint-``step``, before its rename). An exception after
     set-up (a crash, a full disk) is re-raised as :class:`TrainingFailed` with a message naming
-    the newest complete checkpoint; config and data mistakes keep their own errors.
+    the newest complete checkpoint; config and data mistakes keep their own errors. ``on_start()`` is
+    called once set-up and ``--resume`` went through, before anything is written into ``run_dir``.
     """
     run_dir = Path(run_dir)
     if cfg.threads > 0:
@@ -377,6 +379,8 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
             saved = (ck.rng or {}).get("counters", ck.extra.get("counters", {}))  # this process's own, if saved
             counters.update({k: int(v) for k, v in saved.items() if k in counters})
             start = ck.step
+            if accelerator.is_main_process:  # said even without a progress bar
+                print(f"{run_dir}: resumed from {ck.path.name} at step {ck.step} of {cfg.max_steps}", flush=True)
 
     def checkpoint(step: int) -> None:
         tensors = {f"{n}.{k}": v for n, m in modules.items() for k, v in m.state_dict().items()}
@@ -408,6 +412,8 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
         if diag:
             metrics.log(step, {f"diag/{k}": v for k, v in diag.items()})
 
+    if on_start is not None:  # set-up and resume went through: the run folder may be written from here on
+        on_start()
     metrics = MetricsLog(run_dir, accelerator.is_main_process, start)
     bar = tqdm(total=cfg.max_steps, initial=start, disable=not (progress and accelerator.is_main_process),
                desc=run_dir.name, dynamic_ncols=True)

@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import CheckpointError, DataError
+from ...files import read_json
+from ...safeload import hf_from_pretrained
 from ..base import freeze
 from .clip_tokenizer import TOKENIZER_EXPECTED, load_clip_tokenizer
 from .local import find_weights, offline, read_state_dict, require_path
@@ -57,18 +59,15 @@ def load_clip_folder(kind: str, path: str | os.PathLike, expected: str, fit: Lit
     if p.is_dir() and (p / "config.json").is_file():
         from transformers import CLIPModel  # heavy: transformers, only for this adapter
 
-        mtype = json.loads((p / "config.json").read_text()).get("model_type")
+        mtype = read_json(p / "config.json", f"reward '{kind}':", CheckpointError).get("model_type")
         if mtype != "clip":
             raise CheckpointError(f"reward '{kind}': {p / 'config.json'} describes a '{mtype}' model, not a "
                                   f"CLIPModel. Expected {expected}.")
         tokenizer = load_clip_tokenizer(kind, folder, expected)
-        try:
-            model = CLIPModel.from_pretrained(str(p), local_files_only=True).float()
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"reward '{kind}': could not load a CLIPModel from {p} ({e}). Expected "
-                                  f"config.json + model.safetensors (or pytorch_model.bin).") from e
+        model = hf_from_pretrained(CLIPModel, p, what=f"reward '{kind}' (a CLIPModel: config.json + "
+                                                      f"model.safetensors)").float()
         if (p / "preprocessor_config.json").is_file():
-            proc = json.loads((p / "preprocessor_config.json").read_text())
+            proc = read_json(p / "preprocessor_config.json", f"reward '{kind}':", CheckpointError)
             pre = {"mean": proc.get("image_mean"), "std": proc.get("image_std")}
     else:
         weights = find_weights(kind, p, OPENCLIP_WEIGHTS, expected)

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from ...errors import CheckpointError
+from ...safeload import hf_from_pretrained
 
 BPE_GZ = "bpe_simple_vocab_16e6.txt.gz"
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",), (BPE_GZ,))
@@ -70,12 +71,13 @@ def load_clip_tokenizer(kind: str, folder: Path, expected: str):
     if where is None:
         raise CheckpointError(f"reward '{kind}': no CLIP tokenizer files in {folder}: expected {TOKENIZER_EXPECTED}. "
                               f"A '{kind}' reward loads only from local files: {expected}.")
+    what = f"reward '{kind}': the CLIP tokenizer"
     try:
         if (where / "vocab.json").is_file() or (where / "tokenizer.json").is_file():
-            return CLIPTokenizer.from_pretrained(str(where), local_files_only=True)
+            return hf_from_pretrained(CLIPTokenizer, where, what=what)
         with tempfile.TemporaryDirectory() as tmp:
             bpe_gz_to_hf(where / BPE_GZ, Path(tmp))
-            return CLIPTokenizer.from_pretrained(tmp, local_files_only=True)
+            return hf_from_pretrained(CLIPTokenizer, tmp, what=what)
     except Exception as e:  # OSError, JSON errors, or the tokenizers library's plain Exception on bad merges
         raise CheckpointError(f"reward '{kind}': the tokenizer files in {where} could not be read ({e}). "
                               f"Expected {TOKENIZER_EXPECTED}.") from e

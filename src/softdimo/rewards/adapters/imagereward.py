@@ -53,6 +53,8 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, DataError
+from ...files import read_json
+from ...safeload import hf_from_pretrained
 from ..base import freeze
 from .local import find_weights, offline, read_state_dict, require_files, require_path
 from .preprocess import ImagePrep
@@ -191,15 +193,9 @@ class ImageReward(nn.Module):
         if tok_dir is None:
             require_files(cls.kind, folder, [("vocab.txt",), ("tokenizer.json",)], EXPECTED)
         offline()
-        try:
-            med = json.loads((folder / MED_CONFIG).read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{folder / MED_CONFIG} is not valid JSON ({e}).") from e
-        try:
-            tokenizer = BertTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"reward '{cls.kind}': the BERT tokenizer in {tok_dir} could not be read ({e}). "
-                                  f"Expected bert-base-uncased's vocab.txt.") from e
+        med = read_json(folder / MED_CONFIG, f"reward '{cls.kind}':", CheckpointError)
+        tokenizer = hf_from_pretrained(BertTokenizer, tok_dir, what=f"reward '{cls.kind}': the BERT tokenizer "
+                                                                    f"(bert-base-uncased's vocab.txt)")
         vision, text, head = build_models(read_state_dict(cls.kind, weights), med, weights)
         prep = ImagePrep(size=int(vision.config.image_size), fit="crop")
         return cls(freeze(vision), freeze(text), freeze(head), tokenizer, prep).to(device)

@@ -9,9 +9,10 @@ a checkpoint file) they obtained themselves. Everything here reads only that fol
   ``local_files_only=True``;
 * :func:`find_weights` resolves "a folder or a file" to one weights file and lists the file
   names it expected when there is none;
-* :func:`read_state_dict` reads ``.safetensors`` or a ``torch.save`` file with the safe
-  unpickler (``weights_only=True``), unwraps ``{"state_dict": ...}`` and ``module.`` prefixes,
-  and casts to float32.
+* :func:`read_state_dict` reads the weights through :mod:`softdimo.safeload`: safetensors, or a
+  ``torch.save`` pickle only when pickle is allowed (``--allow-pickle``; then with
+  ``weights_only=True``); it unwraps ``{"state_dict": ...}`` and ``module.`` prefixes and casts
+  to float32.
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from safetensors.torch import load_file
 import torch
 
 from ...errors import CheckpointError
+from ...safeload import PickleRefused, load_tensors
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
@@ -76,18 +77,12 @@ def require_files(kind: str, folder: Path, alternatives: Sequence[Sequence[str]]
 def read_state_dict(kind: str, file: Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file as float32 (integer buffers unchanged), with wrappers removed."""
     try:
-        if file.suffix == ".safetensors":
-            obj = load_file(str(file))
-        else:
-            obj = torch.load(str(file), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle holding more than tensors
-        raise CheckpointError(f"reward '{kind}': could not read {file} ({type(e).__name__}: {e}). Expected a "
-                              f"state dict saved with torch.save or safetensors; if the file holds other Python "
-                              f"objects, re-save only its state dict: torch.save(ckpt['state_dict'], path).") from e
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"reward '{kind}': {file} is not a state dict (a mapping of names to tensors).")
+        obj = load_tensors(file, what=f"reward '{kind}'")
+    except PickleRefused:
+        raise
+    except CheckpointError as e:  # corrupt file, or a pickle holding more than tensors
+        raise CheckpointError(f"{e} Expected a state dict saved with safetensors or torch.save; if the file holds "
+                              f"other Python objects, re-save only its state dict.") from e
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}

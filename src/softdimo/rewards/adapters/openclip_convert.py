@@ -48,6 +48,7 @@ from typing import Any
 import torch
 
 from ...errors import CheckpointError
+from ...files import read_json
 
 CONFIG_FILE = "open_clip_config.json"
 
@@ -126,10 +127,7 @@ def resolve_config(sd: dict[str, torch.Tensor], folder: Path) -> tuple[dict[str,
     shapes = shape_summary(sd)
     file = folder / CONFIG_FILE
     if file.is_file():
-        try:
-            raw = json.loads(file.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{file} is not valid JSON ({e}).") from e
+        raw = read_json(file, error=CheckpointError)
         cfg = raw.get("model_cfg", raw)
         pre = raw.get("preprocess_cfg", {})
         bad = _agrees(cfg, shapes)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ...errors import CheckpointError, ConfigError
-from ...pretrained import pickle_is_allowed
+from ...safeload import hf_from_pretrained, pickle_is_allowed
 
 PARTS = ("transformer", "vqvae", "text_encoder", "tokenizer", "scheduler")
 INSTALL_HINT = 'install the aMUSEd extra: pip install "softdimo[amused]" (diffusers>=0.42,<0.43)'
@@ -102,7 +102,7 @@ def is_amused_folder(path: str | os.PathLike) -> bool:
         if f.is_file():
             try:
                 name = json.loads(f.read_text()).get(key, "")
-            except (OSError, json.JSONDecodeError, AttributeError):
+            except (OSError, ValueError, AttributeError):  # unreadable, not UTF-8 or not JSON: not aMUSEd
                 continue
             if isinstance(name, str) and (name.startswith("Amused") or name == "UVit2DModel"):
                 return True
@@ -129,15 +129,10 @@ def quiet_hub() -> Iterator[None]:
 
 def load_part(cls: Any, part: str, folder: Path, root: Path | None, **kwargs: Any) -> Any:
     """``cls.from_pretrained`` offline: ``(root, subfolder=part)`` for a part in place, else ``(folder)``."""
-    if part in MODEL_PARTS and not pickle_is_allowed():
-        kwargs["use_safetensors"] = True  # never unpickle unless the user opted in (softdimo.pretrained)
-    try:
-        with quiet_hub():
-            if root is not None and folder == root / part:
-                return cls.from_pretrained(str(root), subfolder=part, local_files_only=True, **kwargs)
-            return cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"could not load the aMUSEd {part} from {folder}: {e}") from e
+    with quiet_hub():  # safetensors only unless pickle is allowed (softdimo.safeload)
+        if root is not None and folder == root / part:
+            return hf_from_pretrained(cls, root, subfolder=part, what=f"the aMUSEd {part}", **kwargs)
+        return hf_from_pretrained(cls, folder, what=f"the aMUSEd {part}", **kwargs)
 
 
 __all__ = ["PARTS", "MODEL_PARTS", "INSTALL_HINT", "require_diffusers", "resolve_parts", "is_amused_folder",
