@@ -57,6 +57,37 @@ def test_pool_tteo_keeps_the_student_and_reports_rewards(pool):
         pool.tteo("teacher-mnist", "3")
 
 
+def test_model_grid_is_near_square_and_magnified():
+    from softdimo.serve.app import SCALE, model_grid
+    from softdimo.serve.models import Generation
+
+    g = Generation("m", "m", "kind", {"steps": 1}, torch.rand(10, 1, 28, 28), 0.5, [str(i) for i in range(10)])
+    img = model_grid(g)  # 10 images: 4 per row, 3 rows (2-pixel gaps), grey as RGB
+    assert img.shape == (SCALE * (3 * 30 + 2), SCALE * (4 * 30 + 2), 3) and img.dtype.name == "uint8"
+
+
+def test_start_retries_gradios_start_up_check():
+    from softdimo.serve.app import start
+
+    class SlowToAnswer:  # Gradio's launch when the page missed its 3 s start-up check `fails` times
+        def __init__(self, fails: int) -> None:
+            self.fails, self.launches, self.closes = fails, 0, 0
+
+        def launch(self, **kw):
+            self.launches += 1
+            if self.launches <= self.fails:
+                raise ValueError("When localhost is not accessible, a shareable link must be created.")
+            return None, f"http://{kw['server_name']}:{kw['server_port']}/", None
+
+        def close(self, verbose: bool = True) -> None:
+            self.closes += 1
+
+    app = SlowToAnswer(2)
+    assert start(app, "127.0.0.1", 7861) == "http://127.0.0.1:7861/" and (app.launches, app.closes) == (3, 2)
+    with pytest.raises(SoftdimoError, match="start-up check"):
+        start(SlowToAnswer(5), "127.0.0.1", 7861, tries=2)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,11 +98,10 @@ def _free_port() -> int:
 def test_web_page_http_api(pool):
     pytest.importorskip("gradio", reason="the serve extra (Gradio) is not installed: pip install -e '.[serve]'")
     client_mod = pytest.importorskip("gradio_client", reason="gradio_client comes with Gradio")
-    from softdimo.serve.app import ServeConfig, build_app
+    from softdimo.serve.app import ServeConfig, build_app, start
 
     app = build_app(pool, ServeConfig(checkpoints=str(CKPT)))
-    port = _free_port()
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = start(app, "127.0.0.1", _free_port())
     try:
         client = client_mod.Client(url, verbose=False)
         students = pool.students(str(CKPT / "teacher-mnist"))

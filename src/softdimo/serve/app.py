@@ -3,11 +3,11 @@
 Two tabs, each also an HTTP API endpoint (``gradio_client.Client(url).predict(…, api_name=…)``):
 
 * **Compare** (``/compare``): a teacher folder at N steps (slider) and CFG, and one-step student
-  folders, on the same labels or prompts and seed; a gallery with one strip per model, captioned
-  with its measured time per image, a table of the timings and the speed-up over the teacher,
-  and the same numbers as JSON;
+  folders, on the same labels or prompts and seed; a gallery with the models side by side (one
+  grid each, the same condition at the same place), each captioned with its measured time per
+  image, a table of the timings and the speed-up over the teacher, and the same numbers as JSON;
 * **TTEO** (``/tteo``): a one-step student drawn plainly and with TTEO + best-of-N (sliders for
-  the SGD steps and N); both strips, the rewards' means and the time per image.
+  the SGD steps and N); both grids, the rewards' means and the time per image.
 
 Models are chosen from the checkpoints folder or typed as paths (any teacher or student folder).
 Gradio is an optional dependency (``pip install -e ".[serve]"``); it is imported when the app is
@@ -28,6 +28,8 @@ from .models import Generation, ModelPool
 
 INSTALL_HINT = 'pip install -e ".[serve]"  (Gradio)'
 SCALE = 4  # display magnification of the tiny images (nearest neighbour)
+MAX_COLUMNS = 4  # models side by side on the Compare tab (fewer models: as many columns; more: a next row)
+LAUNCH_TRIES = 3  # start-up checks of the page before giving up (see start)
 TTEO_PROMPTS = "a photo of a red 3\na photo of two 7s\na photo of a 4 left of a 9"
 
 
@@ -43,16 +45,20 @@ class ServeConfig:
     students: list[str] = field(default_factory=list)  # students preselected ([] = the teacher's own)
 
 
-def strip_image(g: Generation) -> np.ndarray:
-    """One model's images as one row of a grid, magnified for the page (HWC uint8)."""
-    grid = make_grid(g.images, nrow=max(1, len(g.conditions) or g.images.shape[0]))
+def model_grid(g: Generation) -> np.ndarray:
+    """One model's images as one near-square grid (in condition order), magnified for the page (HWC uint8).
+
+    Every model of a request has the same conditions and so the same layout: the image at a given
+    place of each grid answers the same label or prompt.
+    """
+    grid = make_grid(g.images)  # ceil(sqrt(n)) per row
     arr = to_uint8(grid)
     arr = np.repeat(np.repeat(arr, SCALE, axis=0), SCALE, axis=1)
     return arr if arr.ndim == 3 else np.stack([arr] * 3, axis=-1)
 
 
 def caption(g: Generation) -> str:
-    return f"{g.label}: {1e3 * g.seconds_per_image:.1f} ms / image ({g.images.shape[0]} images, {g.seconds:.2f} s)"
+    return f"{g.label}: {1e3 * g.seconds_per_image:.1f} ms / image"  # the table gives the rest
 
 
 def timing_table(gens: list[Generation]) -> str:
@@ -95,7 +101,7 @@ def build_app(pool: ModelPool, config: ServeConfig) -> Any:
                                 int(per_condition))
         except SoftdimoError as e:
             raise gr.Error(str(e)) from e
-        return ([(strip_image(g), caption(g)) for g in gens], timing_table(gens),
+        return ([(model_grid(g), caption(g)) for g in gens], timing_table(gens),
                 {"models": [g.summary() for g in gens], "conditions": gens[0].conditions})
 
     def run_tteo(student: str, text: str, iters: float, best_of: float, seed: float) -> tuple[list, str, dict]:
@@ -110,7 +116,7 @@ def build_app(pool: ModelPool, config: ServeConfig) -> Any:
                          f" | {1e3 * g.seconds_per_image:.1f} |")
         text_out = "\n".join(lines) + "\n\nMean reward of the shown images (higher is better); TTEO optimises the " \
                                       "student's input embedding, its weights never change."
-        return ([(strip_image(plain), caption(plain)), (strip_image(tuned), caption(tuned))], text_out,
+        return ([(model_grid(plain), caption(plain)), (model_grid(tuned), caption(tuned))], text_out,
                 {"models": [plain.summary(), tuned.summary()], "rewards": scores})
 
     with gr.Blocks(title="softdimo: one step vs N steps", analytics_enabled=False) as app:
@@ -132,7 +138,8 @@ def build_app(pool: ModelPool, config: ServeConfig) -> Any:
                 per = gr.Slider(1, 4, value=1, step=1, label="Images per condition")
                 seed = gr.Number(0, precision=0, label="Seed")
             go = gr.Button("Generate", variant="primary", elem_id="compare-button")
-            gallery = gr.Gallery(label="Samples (one row per model)", columns=1, format="png", object_fit="contain",
+            gallery = gr.Gallery(label="Samples (one grid per model, the same conditions at the same places)",
+                                 columns=MAX_COLUMNS, fit_columns=True, format="png", object_fit="contain",
                                  elem_id="compare-gallery")
             table = gr.Markdown(elem_id="compare-table")
             numbers = gr.JSON(label="Timings", visible=False)
@@ -148,7 +155,7 @@ def build_app(pool: ModelPool, config: ServeConfig) -> Any:
                 best_of = gr.Slider(1, 8, value=4, step=1, label="Best of N")
                 t_seed = gr.Number(0, precision=0, label="Seed")
             t_go = gr.Button("Run TTEO", variant="primary", elem_id="tteo-button")
-            t_gallery = gr.Gallery(label="One step vs TTEO + best-of-N", columns=1, format="png", object_fit="contain",
+            t_gallery = gr.Gallery(label="One step vs TTEO + best-of-N", columns=2, format="png", object_fit="contain",
                                    elem_id="tteo-gallery")
             t_table = gr.Markdown(elem_id="tteo-table")
             t_numbers = gr.JSON(label="Rewards", visible=False)
@@ -161,16 +168,38 @@ def resolve_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
+def start(app: Any, host: str = "127.0.0.1", port: int | None = None, tries: int = LAUNCH_TRIES) -> str:
+    """Serve ``app`` on ``host:port`` (None: any free port) without blocking; its URL.
+
+    Gradio checks that the page answers within 3 s once its server is up, and otherwise refuses
+    to serve without a public link; on a busy machine that check is retried (the server closed
+    and started again) rather than failing the command.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                                   share=False, footer_links=["api"])
+            return url
+        except ValueError as e:
+            if "localhost is not accessible" not in str(e):
+                raise
+            app.close(verbose=False)
+            if attempt == tries:
+                raise SoftdimoError(f"the page did not answer on http://{host}:{port or '<free port>'} within Gradio's "
+                                    f"3 s start-up check ({tries} tries): the machine is busy, or a proxy intercepts "
+                                    f"local addresses (set no_proxy=localhost,127.0.0.1).") from e
+    raise AssertionError("unreachable")
+
+
 def launch(config: ServeConfig, block: bool = True) -> tuple[Any, str]:
     """Build the app and serve it on ``config.host:config.port``; returns (app, url)."""
     pool = ModelPool(config.checkpoints or None, resolve_device(config.device))
     app = build_app(pool, config)
-    _, url, _ = app.launch(server_name=config.host, server_port=config.port or None, prevent_thread_lock=True,
-                           quiet=True, share=False, footer_links=["api"])
+    url = start(app, config.host, config.port or None)
     if block:
         print(f"softdimo serve: {url} (checkpoints: {pool.checkpoints}; Ctrl+C to stop)", flush=True)
         app.block_thread()
     return app, url
 
 
-__all__ = ["ServeConfig", "build_app", "launch", "strip_image", "timing_table", "INSTALL_HINT"]
+__all__ = ["ServeConfig", "build_app", "start", "launch", "model_grid", "timing_table", "INSTALL_HINT"]
