@@ -38,10 +38,12 @@ def prepare_out(out: Path) -> None:
     """Create ``out``; clear the run folders and results of an earlier demo there (never other folders)."""
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; give a folder for the demo's outputs.")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    made = (out / MARKER).is_file() or ((out / "results").is_dir() and (out / "report").is_dir())  # or an older demo's
+    if out.is_dir() and any(out.iterdir()) and not made:
         raise DataError(f"--out {out} is a folder that the demo did not make; choose an empty or new folder.")
     for sub in ("runs", "results", "report"):
         shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "report.md").unlink(missing_ok=True)  # an older demo's summary
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("made by softdimo demo; its contents are replaced by the next demo run here\n")
 
@@ -80,7 +82,7 @@ def run_demo(out_dir: str | Path = "runs/demo", tiny: bool = False, progress: bo
         torch.set_num_threads(budget.threads)
     started, t0 = now(), time.time()
     fams = [f for f in families(project_root() / "checkpoints") if f.students]
-    step = Progress(7, True)
+    step = Progress(7, progress)
     quiet = True  # training stages print no bars; each stage prints its numbers
     stages: list[StageResult] = []
 
@@ -111,7 +113,9 @@ def run_demo(out_dir: str | Path = "runs/demo", tiny: bool = False, progress: bo
     write_results(results / "demo.json", "demo", metrics, config={"size": size, "budget": asdict(budget)},
                   started=started, seconds=seconds, command=f"softdimo demo{'' if size == 'default' else ' --' + size}")
     summary = build_report(ReportOptions(results=str(project_root().joinpath(*SHIPPED_RESULTS)),
-                                         overlay=[str(results)], out=str(out / "report"), grids=size != "tiny",
+                                         overlay=[str(results)], out=str(out / "report"),
+                                         grids=False,  # the one-step stage's pictures show the same models
+                                         checkpoints=str(project_root() / "checkpoints"),
                                          title=f"softdimo demo ({size}) and the shipped results"))
     lines = summary_lines(stages)
     print(f"\nsoftdimo demo ({size}): {seconds:.0f} s before the report; every stage improved: "

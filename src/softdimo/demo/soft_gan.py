@@ -54,7 +54,7 @@ def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: P
         f"train.out_dir={out_dir / 'runs'}", "train.run_name=mnist-soft-gan", f"train.max_steps={steps}",
         f"train.batch_size={budget.batch_size}", f"train.threads={budget.threads}",
         f"train.warmup_steps={min(100, max(1, steps // 8))}", "train.checkpoint_every=0", "train.sample_every=0",
-        f"train.log_every={max(1, min(25, steps))}", f"max_real_images={budget.max_real_images}"],
+        f"train.log_every={max(1, min(25, steps))}", f"max_real_images={budget.max_real_images}", "diag_samples=0"],
         resume=False, progress=not quiet)
     tau1, q1, rows1 = best_temperature(f"{name} + GAN, {steps} steps (after)", str(res.final_dir), budget)
     progress.line(f"refined: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
