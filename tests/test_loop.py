@@ -18,6 +18,31 @@ def cfg(**kw):
     return TrainConfig(**base)
 
 
+class RecordingStage(ToyStage):
+    """Two phases; the second (two repeats per step) records the losses it returns."""
+
+    def __init__(self):
+        super().__init__(two_phases=True)
+        self.other_losses: dict[int, list[float]] = {}
+
+    def loss_other(self, tick):
+        loss, extra = super().loss_other(tick)
+        self.other_losses.setdefault(tick.step, []).append(loss.item())
+        return loss, {"double": 2 * loss.item()}
+
+
+def test_a_repeated_phase_logs_the_mean_over_its_repeats(tmp_path):
+    stage = RecordingStage()
+    res = train(stage, cfg(max_steps=4, log_every=1, checkpoint_every=0, sample_every=0), tmp_path / "run",
+                progress=False)
+    rows = [json.loads(r) for r in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        losses = stage.other_losses[row["step"] - 1]
+        assert len(losses) == 2
+        assert row["other/loss"] == pytest.approx(sum(losses) / 2, rel=1e-6)
+        assert row["other/double"] == pytest.approx(sum(losses), rel=1e-6)
+
+
 def weights(run_dir):
     return ToyModel.from_pretrained(run_dir / "final").state_dict()
 

@@ -439,11 +439,12 @@ def train(stage: Stage, cfg: TrainConfig, run_dir: str | Path, resume: bool = Fa
                                           "metrics.jsonl); training continues.", stacklevel=2)
                             continue
                         accelerator.backward(loss / cfg.grad_accum)
-                        logs[f"{ph.name}/loss"] = logs.get(f"{ph.name}/loss", 0.0) + loss.item() / cfg.grad_accum
+                        share = cfg.grad_accum * ph.repeats  # logged: the mean over micro-batches and repeats
+                        logs[f"{ph.name}/loss"] = logs.get(f"{ph.name}/loss", 0.0) + loss.item() / share
                         for k, v in extra.items():
                             if k == "loss":  # already logged from the returned loss itself
                                 continue
-                            logs[f"{ph.name}/{k}"] = logs.get(f"{ph.name}/{k}", 0.0) + float(v) / cfg.grad_accum
+                            logs[f"{ph.name}/{k}"] = logs.get(f"{ph.name}/{k}", 0.0) + float(v) / share
                     faults.grads(done, params)
                     _reduce_grads(params, accelerator)
                     counters["nonfinite_grad"] += _sanitize_grads(params)
