@@ -30,6 +30,7 @@ PROMPTS = ["a photo of a red 3", "a photo of two digits", "a photo of a 7 left o
 # folder → (steps, labels, prompts): teachers sample with 2 steps, students with their one step
 CASES = {
     "teacher-mnist": (2, [0, 3, 7], None),
+    "teacher-mnist-all": (2, [0, 3, 7], None),
     "dimo-mnist": (None, [0, 3, 7, 9], None),
     "soft-dimo-mnist": (None, [0, 3, 7, 9], None),
     "teacher-world": (2, None, PROMPTS),
