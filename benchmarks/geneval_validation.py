@@ -18,6 +18,12 @@
   the detections that match a ground-truth box).
 * **noisy** (robustness, not a target): matched renders with i.i.d. Gaussian pixel noise of the
   given σ per channel (in [0, 1] units, clamped), as a stand-in for imperfect generated images.
+
+``--layout slots`` (with ``--slots``, ``--digit-px``, ``--size-px``) validates the scorer on the
+slots layout of the world (``softdimo.data.world.WorldLayout``) instead of the default free one:
+
+    python benchmarks/geneval_validation.py --layout slots \
+        --json benchmarks/results/geneval_validation_slots.json
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from softdimo.classifier import DigitClassifier
 from softdimo.config import to_dict
 from softdimo.data import heldout_prompts, render_prompt
 from softdimo.data import geneval as ge
+from softdimo.data.world import WorldLayout
 from softdimo.eval.geneval import RULES, GenEvalScorer, ScorerConfig
 from softdimo.results import now, write_results
 
@@ -86,7 +93,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--examples", type=int, default=20, help="failed matched renders listed in the JSON")
     ap.add_argument("--noise", type=float, nargs="*", default=[0.02, 0.04], help="σ of the noisy conditions")
+    ap.add_argument("--layout", choices=("free", "slots"), default="free", help="the world's layout (data.world_layout)")
+    ap.add_argument("--slots", type=int, default=2, help="cells per side of the slots layout (data.world_slots)")
+    ap.add_argument("--digit-px", type=int, default=0, help="longer side of every digit; 0 = the layout's default")
+    ap.add_argument("--size-px", type=int, default=32, help="canvas size (data.world_size_px)")
     args = ap.parse_args()
+    layout = WorldLayout(kind=args.layout, slots=args.slots, digit_px=args.digit_px)
     if args.threads:
         torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
@@ -96,7 +108,8 @@ def main() -> None:
     images, metas, truths = [], [], []
     for r in range(args.renders):
         for i, meta in enumerate(prompts):
-            image, objects = render_prompt(meta, args.seed + 1000 * r + i, digits_split="test")
+            image, objects = render_prompt(meta, args.seed + 1000 * r + i, digits_split="test", size_px=args.size_px,
+                                           layout=layout)
             images.append(image)
             metas.append(meta)
             truths.append(objects)
@@ -160,7 +173,9 @@ def main() -> None:
     }
     write_results(args.json, "geneval_validation", metrics,
                   config={"model": args.model, "scorer": to_dict(scorer.config), "renders": args.renders,
-                          "seed": args.seed, "prompts": "softdimo.data.heldout_prompts() (600, 100 per tag)"},
+                          "seed": args.seed, "prompts": "softdimo.data.heldout_prompts() (600, 100 per tag)",
+                          "world": {"size_px": args.size_px, "layout": args.layout, "slots": args.slots,
+                                    "digit_px": args.digit_px}},
                   started=started, seconds=time.time() - t0)
     print(f"matched  overall {m['overall']:.4f} ", {t: round(v, 3) for t, v in m["per_tag"].items()})
     print(f"shuffled overall {s['overall']:.4f} ", {t: round(v, 3) for t, v in s["per_tag"].items()})

@@ -21,7 +21,22 @@ Drawing (:func:`render_prompt`):
   (:func:`~softdimo.data.geneval.relation_holds`) the prompted relation holds with a margin
   (|d| > 0.65 on its axis) and the perpendicular relations do not (|d| < 0.35).
 
-Consequences a scorer may rely on: every pixel outside the drawn digits is exactly
+Layouts (:class:`WorldLayout`, ``data.world_layout``). The description above is the ``free``
+layout, the default and the world of the shipped ``*-world`` checkpoints. The ``slots`` layout
+draws the same prompts on a grid the token grid respects:
+
+* the canvas is cut into ``slots × slots`` square cells of ``S / slots`` pixels (default 2 × 2
+  cells of 16 px on 32 px), so with a tokenizer whose patch divides the cell (4 px: 4 × 4 tokens
+  per cell) every cell boundary is a token boundary;
+* every digit has the same longer side, ``digit_px`` (default: the cell less :func:`gap_px` + 1,
+  13 px on 32 px), and is centred in its own cell (offsets rounded down), so a digit always
+  sits at the same phase of the token grid and neighbours stay at least :func:`gap_px` apart
+  (``gap_px + 1`` by default);
+* a scene's digits take distinct cells, drawn uniformly among the assignments that satisfy its
+  position constraint *clearly* (the same rule as above: in a 2 × 2 grid "right of" means the
+  same row, the right column). A scene holds at most ``slots²`` digits.
+
+Consequences a scorer may rely on (both layouts): every pixel outside the drawn digits is exactly
 :data:`BACKGROUND`; every pixel of a digit differs from it (by ≥ 10 in some channel); each
 object's ``bbox`` ``(x0, y0, x1, y1)`` is the tight box of its pixels with *exclusive* ends
 (``x1 − x0`` is its width in pixels), y pointing down.
@@ -43,10 +58,11 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -85,6 +101,83 @@ _SPLIT_CODE = {"train": 0, "test": 1}
 _CANDIDATES = 64  # positions drawn at once per digit
 _RANDOM_TRIES = 10  # uniform layouts tried before grid layouts join in
 _RESTARTS = 200  # whole-scene placement attempts before giving up
+
+
+LayoutKind = Literal["free", "slots"]
+
+
+# -- layout -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorldLayout:
+    """Where the digits of a scene go (module docstring, "Layouts").
+
+    Read from a :class:`~softdimo.config.DataConfig` by :func:`world_layout` (its
+    ``world_layout``, ``world_slots`` and ``world_digit_px`` fields).
+    """
+
+    kind: LayoutKind = "free"  # free: anywhere, 12–14 px (the shipped world); slots: centred in grid cells
+    slots: int = 2  # cells per side of the slot grid, 2…16 (kind=slots; at most slots² digits)
+    digit_px: int = 0  # longer side of every digit in pixels; 0 = the kind's default
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("free", "slots"):
+            raise DataError(f"data.world_layout must be 'free' or 'slots'; got {self.kind!r}.")
+        if isinstance(self.slots, bool) or not isinstance(self.slots, int) or not 2 <= self.slots <= 16:
+            raise DataError(f"data.world_slots must be an integer in [2, 16]; got {self.slots!r}.")
+        if isinstance(self.digit_px, bool) or not isinstance(self.digit_px, int) or self.digit_px < 0:
+            raise DataError(f"data.world_digit_px must be a non-negative integer (0 = the layout's default); "
+                            f"got {self.digit_px!r}.")
+
+    def check(self, size_px: int) -> None:
+        """Raise :class:`DataError` when this layout cannot be drawn on a ``size_px`` canvas."""
+        if self.kind == "free":
+            cell = (size_px - gap_px(size_px)) // 2  # the 2×2 fallback grid must hold every digit
+            if self.digit_px and not 4 <= self.digit_px <= cell:
+                raise DataError(f"data.world_digit_px={self.digit_px} does not fit the free layout on a "
+                                f"{size_px} px canvas: use 4…{cell} (or 0 for the default 12–14 px on 32 px).")
+            return
+        if size_px % self.slots:
+            raise DataError(f"data.world_size_px={size_px} is not a multiple of data.world_slots={self.slots}: "
+                            f"the slot grid cuts the canvas into equal square cells.")
+        cell, gap = size_px // self.slots, gap_px(size_px)
+        if self.digit_px and not 4 <= self.digit_px <= cell - gap:
+            raise DataError(f"data.world_digit_px={self.digit_px} does not fit a {cell} px slot with "
+                            f"{gap} px between digits: use 4…{cell - gap} (0 = {self.slot_digit_px(size_px)}).")
+        if cell - gap < 4:
+            raise DataError(f"a {self.slots}×{self.slots} slot grid on a {size_px} px canvas leaves {cell} px "
+                            f"cells, too small for a digit; use fewer data.world_slots or a larger canvas.")
+
+    def cell_px(self, size_px: int) -> int:
+        """Side of one slot (kind=slots)."""
+        return size_px // self.slots
+
+    def slot_digit_px(self, size_px: int) -> int:
+        """Longer side of every digit in the slots layout: ``digit_px``, by default the cell less
+        ``gap_px + 1`` (13 px in a 16 px cell), so that digits in vertically neighbouring cells are
+        ``gap_px + 1`` apart and a decoder's soft edges do not join them into one object."""
+        return self.digit_px or max(4, self.cell_px(size_px) - gap_px(size_px) - 1)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that set the images, for cache keys and reference statistics; ``{}`` for the
+        default free layout, so the names of the shipped world's caches do not change."""
+        if self.kind == "free":
+            return {"world_digit_px": self.digit_px} if self.digit_px else {}
+        return {"world_layout": self.kind, "world_slots": self.slots, "world_digit_px": self.digit_px}
+
+
+DEFAULT_LAYOUT = WorldLayout()
+
+
+def world_layout(cfg: DataConfig) -> WorldLayout:
+    """The layout a data config asks for (``data.world_layout``, ``world_slots``, ``world_digit_px``);
+    a config without those fields gets the default free layout."""
+    return WorldLayout(kind=getattr(cfg, "world_layout", "free"), slots=getattr(cfg, "world_slots", 2),
+                       digit_px=getattr(cfg, "world_digit_px", 0))
+
+
+def world_identity(cfg: DataConfig) -> dict[str, Any]:
+    """What besides canvas size, seed and size tells one world from another (``{}`` for the default)."""
+    return world_layout(cfg).identity()
 
 
 # -- digits -----------------------------------------------------------------------------------
@@ -211,23 +304,63 @@ def _place(sizes: list[tuple[int, int]], constraints: list[list[tuple[int, str]]
                     f"on a {size_px}×{size_px} canvas. Ask for fewer digits or a larger data.world_size_px.")
 
 
+def _slot_layout(sizes: list[tuple[int, int]], constraints: list[list[tuple[int, str]]], size_px: int,
+                 layout: WorldLayout, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Digits of ``sizes`` (h, w) centred in distinct cells of the slot grid, the cells drawn
+    uniformly among the assignments under which every constraint holds clearly."""
+    n, cells, cell = len(sizes), layout.slots ** 2, layout.cell_px(size_px)
+    if n > cells:
+        raise DataError(f"a scene of {n} digits does not fit a {layout.slots}×{layout.slots} slot grid "
+                        f"(at most {cells}); use a larger data.world_slots.")
+
+    def boxes_of(assignment: Sequence[int]) -> list[tuple[int, int, int, int]]:
+        out = []
+        for (h, w), c in zip(sizes, assignment):
+            x = (int(c) % layout.slots) * cell + (cell - w) // 2
+            y = (int(c) // layout.slots) * cell + (cell - h) // 2
+            out.append((x, y, x + w, y + h))
+        return out
+
+    def ok(boxes: list[tuple[int, int, int, int]]) -> bool:
+        return all(_clear_relation(boxes[k], boxes[j], rel) for k, cons in enumerate(constraints) for j, rel in cons)
+
+    if not any(constraints):
+        return boxes_of(rng.permutation(cells)[:n])
+    for _ in range(_RESTARTS):  # rejection: cheap for the usual grids (1/6 accepted on 2×2)
+        boxes = boxes_of(rng.permutation(cells)[:n])
+        if ok(boxes):
+            return boxes
+    if cells ** n <= 1_000_000:  # rare: enumerate every assignment and draw among those that work
+        valid = [a for a in itertools.permutations(range(cells), n) if ok(boxes_of(a))]
+        if valid:
+            return boxes_of(valid[int(rng.integers(len(valid)))])
+    raise DataError(f"no cells of the {layout.slots}×{layout.slots} slot grid place these {n} digits with "
+                    f"the requested positions clearly.")
+
+
 # -- rendering --------------------------------------------------------------------------------
 def render_prompt(meta: dict[str, Any], rng: np.random.Generator | int, digits_split: Split = "test",
-                  size_px: int = 32) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+                  size_px: int = 32, layout: WorldLayout | None = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """Draw a ground-truth scene for GenEval metadata ``meta`` (see the module docstring).
 
     Returns the image (uint8 ``[3, size_px, size_px]``) and its objects, one dict per drawn digit:
     ``{"class", "color", "bbox": (x0, y0, x1, y1), "group": include index, "mnist_index"}``, in the
-    order of the ``include`` clauses. Exactly ``count`` digits are drawn per clause.
+    order of the ``include`` clauses. Exactly ``count`` digits are drawn per clause. ``layout``
+    (default: free) says where they go and how large they are.
     """
     ge.check_metadata(meta)
     check_split(digits_split)
+    layout = layout or DEFAULT_LAYOUT
     if size_px < MIN_SIZE_PX:
         raise DataError(f"data.world_size_px must be at least {MIN_SIZE_PX} (four digits must fit); got {size_px}.")
+    layout.check(size_px)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     images, ink_boxes, per_class = _digit_bank(digits_split)
-    lo, hi = digit_size_range(size_px)
+    if layout.kind == "slots":
+        lo = hi = layout.slot_digit_px(size_px)
+    else:
+        lo, hi = (layout.digit_px, layout.digit_px) if layout.digit_px else digit_size_range(size_px)
 
     objects: list[dict[str, Any]] = []
     alphas: list[np.ndarray] = []
@@ -240,14 +373,17 @@ def render_prompt(meta: dict[str, Any], rng: np.random.Generator | int, digits_s
         for p in picks:
             idx = int(pool[int(p)])
             color = req.get("color") or ge.COLOR_NAMES[int(rng.integers(len(ge.COLOR_NAMES)))]
-            alphas.append(_digit_alpha(images[idx], ink_boxes[idx], int(rng.integers(lo, hi + 1))))
+            longer = lo if layout.kind == "slots" else int(rng.integers(lo, hi + 1))  # slots: no draw
+            alphas.append(_digit_alpha(images[idx], ink_boxes[idx], longer))
             rel = [(j, req["position"][0]) for j in group_members[req["position"][1]]] if "position" in req else []
             constraints.append(rel)
             members.append(len(objects))
             objects.append({"class": req["class"], "color": color, "bbox": None, "group": g, "mnist_index": idx})
         group_members.append(members)
 
-    boxes = _place([a.shape for a in alphas], constraints, size_px, rng)
+    sizes = [a.shape for a in alphas]
+    boxes = (_slot_layout(sizes, constraints, size_px, layout, rng) if layout.kind == "slots"
+             else _place(sizes, constraints, size_px, rng))
     canvas = np.empty((size_px, size_px, 3), dtype=np.float32)
     canvas[:] = BACKGROUND
     for obj, alpha, box in zip(objects, alphas, boxes):
@@ -346,7 +482,8 @@ def heldout_prompts() -> list[dict[str, Any]]:
 class WorldDataset(ImageDataset):
     """Digit-world scenes of one split, rendered on first access and cached (see module docstring)."""
 
-    def __init__(self, split: Split, size: int, size_px: int = 32, seed: int = 0) -> None:
+    def __init__(self, split: Split, size: int, size_px: int = 32, seed: int = 0,
+                 layout: WorldLayout | None = None) -> None:
         check_split(split)
         if size < 1:
             raise DataError(f"data.world_{split}_size must be at least 1; got {size}.")
@@ -355,6 +492,8 @@ class WorldDataset(ImageDataset):
                             f"got {size_px}.")
         if seed < 0:
             raise DataError(f"data.world_seed must be a non-negative integer; got {seed}.")
+        self.layout = layout or DEFAULT_LAYOUT
+        self.layout.check(size_px)
         super().__init__("world", split, 3, size_px, num_classes=0)
         self.size = int(size)
         self.seed = int(seed)
@@ -382,7 +521,7 @@ class WorldDataset(ImageDataset):
         """``{"prompt", "metadata", "objects"}`` of scene ``index`` (objects as :func:`render_prompt`)."""
         i = self._normalise_index(index)
         meta = self.metadata(i)
-        image, objects = render_prompt(meta, self._rng(i, 1), self.split, self.image_size)
+        image, objects = render_prompt(meta, self._rng(i, 1), self.split, self.image_size, self.layout)
         self._store(i, image)
         return {"prompt": meta["prompt"], "metadata": meta, "objects": objects}
 
@@ -397,7 +536,7 @@ class WorldDataset(ImageDataset):
         i = self._normalise_index(index)
         if self._cache is not None and self._done is not None and self._done[i]:
             return self._cache[i]
-        image, _ = render_prompt(self.metadata(i), self._rng(i, 1), self.split, self.image_size)
+        image, _ = render_prompt(self.metadata(i), self._rng(i, 1), self.split, self.image_size, self.layout)
         self._store(i, image)
         return image
 
@@ -418,9 +557,10 @@ class WorldDataset(ImageDataset):
 
 def load_world(cfg: DataConfig, split: Split) -> WorldDataset:
     size = cfg.world_train_size if check_split(split) == "train" else cfg.world_test_size
-    return WorldDataset(split, size, cfg.world_size_px, cfg.world_seed)
+    return WorldDataset(split, size, cfg.world_size_px, cfg.world_seed, world_layout(cfg))
 
 
-__all__ = ["BACKGROUND", "COLORS", "WorldDataset", "load_world", "render_prompt", "sample_metadata",
+__all__ = ["BACKGROUND", "COLORS", "WorldDataset", "WorldLayout", "world_layout", "world_identity",
+           "load_world", "render_prompt", "sample_metadata",
            "enumerate_metadata", "generate_heldout_prompts", "heldout_prompts", "write_heldout_prompts",
            "relation_holds", "relative_position", "digit_size_range", "gap_px", "HELDOUT_SEED"]
