@@ -153,9 +153,8 @@ def test_bad_layouts_are_data_errors() -> None:
         WorldLayout(kind="grid")  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not hasattr(DataConfig(), "world_layout"), reason="DataConfig has no world_layout field yet")
 def test_data_config_selects_the_layout() -> None:
-    cfg = DataConfig(dataset="world", world_layout="slots", world_test_size=6)  # type: ignore[call-arg]
+    cfg = DataConfig(dataset="world", world_layout="slots", world_test_size=6)
     ds = build_dataset(cfg, "test")
     assert isinstance(ds, WorldDataset) and ds.layout == SLOTS
     assert world.world_identity(cfg) == SLOTS.identity()

@@ -209,6 +209,9 @@ class DataConfig:
     world_train_size: int = knob(60000, ge=1)  # number of digit-world training scenes
     world_test_size: int = knob(10000, ge=1)  # number of digit-world evaluation scenes
     world_seed: int = knob(0, ge=0, le=2**31 - 1)  # seed of the digit-world scene draws
+    world_layout: Literal["free", "slots"] = "free"  # digit placement (docs/method.md §8.7)
+    world_slots: int = knob(2, ge=2, le=16)  # slots per side for world_layout=slots
+    world_digit_px: int = knob(0, ge=0, le=1024)  # digit size in pixels (0 = the layout's default)
 
     def __post_init__(self) -> None:
         check_ranges(self)
