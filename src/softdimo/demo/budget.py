@@ -47,6 +47,15 @@ BUDGETS: dict[str, DemoBudget] = {
 }
 
 
+def short_run_overrides(budget: DemoBudget, out_dir, run_name: str, steps: int) -> list[str]:
+    """The overrides of a demo training stage: ``steps`` steps under ``out_dir/runs/run_name`` at the
+    budget's batch and threads, a warm-up of 1/8 of the run (at most 100), no checkpoints or grids."""
+    return [f"train.out_dir={out_dir / 'runs'}", f"train.run_name={run_name}", f"train.max_steps={steps}",
+            f"train.batch_size={budget.batch_size}", f"train.threads={budget.threads}",
+            f"train.warmup_steps={min(100, max(1, steps // 8))}", "train.checkpoint_every=0", "train.sample_every=0",
+            f"train.log_every={max(1, min(25, steps))}", "diag_samples=0"]
+
+
 def budget_for(size: str) -> DemoBudget:
     """The budget of ``size`` (tiny, default or full)."""
     if size not in BUDGETS:

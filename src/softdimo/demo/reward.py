@@ -23,7 +23,7 @@ from ..paths import config_path
 from ..rewards import build_composite
 from ..run import TRAIN_COMMANDS, run_training
 from ..tteo import default_reward_terms
-from .budget import DemoBudget
+from .budget import DemoBudget, short_run_overrides
 from .measure import GENEVAL_EVALUATOR, Model, geneval, heldout, paired_se, picture, world_images
 from .stage import Progress, StageResult
 
@@ -65,11 +65,8 @@ def reward_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: Pro
     b = measure_world(name, student, meta)
     progress.line(f"{name}: held-out reward {reward_total(b):.3f}, GenEval-like {b['geneval']:.3f}")
     steps = budget.reward_steps
-    res = run_training("refine", str(config_path(*PRESET)), [
-        f"train.out_dir={out_dir / 'runs'}", "train.run_name=world-reward", f"train.max_steps={steps}",
-        f"train.batch_size={budget.batch_size}", f"train.threads={budget.threads}",
-        f"train.warmup_steps={min(100, max(1, steps // 8))}", "train.checkpoint_every=0", "train.sample_every=0",
-        f"train.log_every={max(1, min(25, steps))}", "diag_samples=0"], resume=False, progress=not quiet)
+    res = run_training("refine", str(config_path(*PRESET)), short_run_overrides(budget, out_dir, "world-reward", steps),
+                       resume=False, progress=not quiet)
     a = measure_world(f"{name} + reward", str(res.final_dir), meta)
     se = paired_se(b, a)
     progress.line(f"reward fine-tuned: held-out reward {reward_total(a):.3f}, GenEval-like {a['geneval']:.3f} "

@@ -18,7 +18,7 @@ from ..config import load_config
 from ..paths import config_path
 from ..run import TRAIN_COMMANDS, run_training
 from ..sample import SamplingOptions
-from .budget import DemoBudget
+from .budget import DemoBudget, short_run_overrides
 from .measure import DOMAIN_EVALUATOR, Model, mnist_quality, picture
 from .stage import Progress, StageResult
 
@@ -50,12 +50,9 @@ def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: P
     tau0, q0, rows0 = best_temperature(f"{name} (before)", student, budget)
     progress.line(f"{name}: domain FID {q0['domain_fid']:.1f} at τ {tau0:g}")
     steps = budget.gan_steps
-    res = run_training("refine", str(config_path(*PRESET)), [
-        f"train.out_dir={out_dir / 'runs'}", "train.run_name=mnist-soft-gan", f"train.max_steps={steps}",
-        f"train.batch_size={budget.batch_size}", f"train.threads={budget.threads}",
-        f"train.warmup_steps={min(100, max(1, steps // 8))}", "train.checkpoint_every=0", "train.sample_every=0",
-        f"train.log_every={max(1, min(25, steps))}", f"max_real_images={budget.max_real_images}", "diag_samples=0"],
-        resume=False, progress=not quiet)
+    res = run_training("refine", str(config_path(*PRESET)),
+                       short_run_overrides(budget, out_dir, "mnist-soft-gan", steps)
+                       + [f"max_real_images={budget.max_real_images}"], resume=False, progress=not quiet)
     tau1, q1, rows1 = best_temperature(f"{name} + GAN, {steps} steps (after)", str(res.final_dir), budget)
     progress.line(f"refined: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
     before = Model(f"{name} (before), τ {tau0:g}", student, SamplingOptions(temperature=tau0))
