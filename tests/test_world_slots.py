@@ -160,6 +160,38 @@ def test_data_config_selects_the_layout() -> None:
     assert world.world_identity(cfg) == SLOTS.identity()
 
 
+def test_caches_and_references_tell_the_layouts_apart(tmp_path) -> None:
+    from softdimo.eval.references import dataset_id
+    from softdimo.tokenizer.cache import _cache_key
+
+    free, slots = DataConfig(dataset="world"), DataConfig(dataset="world", world_layout="slots")
+    assert dataset_id(free) == "world-32px-seed0"  # the shipped world keeps its cache names
+    assert dataset_id(slots) != dataset_id(free) and "slots" in dataset_id(slots)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert _cache_key(tmp_path, free, 8) != _cache_key(tmp_path, slots, 8)
+    assert _cache_key(tmp_path, slots, 8) == _cache_key(tmp_path, DataConfig(dataset="world", world_layout="slots"), 8)
+
+
+def test_eval_reads_the_data_section_of_a_config(tmp_path) -> None:
+    from softdimo.cli import eval_data
+
+    data = eval_data(None, "configs/world_slots/teacher.yaml")
+    assert data.dataset == "world" and data.world_layout == "slots"
+    assert eval_data("world", "configs/world_slots/teacher.yaml") == data
+    assert eval_data(None, None) == DataConfig(dataset="mnist")
+    with pytest.raises(SoftdimoError, match="describes dataset 'world'"):
+        eval_data("mnist", "configs/world_slots/teacher.yaml")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("train:\n  max_steps: 3\n")
+    with pytest.raises(SoftdimoError, match="no 'data:' section"):
+        eval_data(None, str(bare))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  world_layout: grid\n")
+    with pytest.raises(SoftdimoError, match="world_layout"):
+        eval_data(None, str(bad))
+
+
 def test_scorer_reads_slot_renders() -> None:
     from softdimo.classifier import DigitClassifier
     from softdimo.eval.geneval import GenEvalScorer

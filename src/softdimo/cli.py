@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
-from .config import DataConfig, load_config, resolve_device, to_dict
+from .config import DataConfig, load_config, load_data_config, resolve_device, to_dict
 from .demo import run_demo
 from .dryrun import plan_for
 from .errors import SoftdimoError
@@ -81,9 +81,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_data(name: str | None, config: str | None) -> DataConfig:
+    """The reference data of ``eval``: ``--data NAME`` with its defaults, or the ``data:`` section of
+    ``--data-config`` (e.g. the slots layout of the digit world); both must name the same dataset."""
+    if config is None:
+        return DataConfig(dataset=name or "mnist")  # type: ignore[arg-type]
+    data = load_data_config(config)
+    if name is not None and name != data.dataset:
+        raise SoftdimoError(f"--data {name} but --data-config {config} describes dataset {data.dataset!r}; "
+                            f"pass one of them, or both naming the same dataset.")
+    return data
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    data = DataConfig(dataset=args.data)
+    data = eval_data(args.data, args.data_config)
     if args.json:
         check_writable(args.json, "--json")
     started = now()
@@ -205,8 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="fid,pr", help="comma-separated: fid,pr,domain_fid,classifier_score,geneval")
     p.add_argument("--num", "--num-images", dest="num", type=int, default=2000,
                    help="number of evaluated images N (under torchrun write --num-images: torchrun takes --num itself)")
-    p.add_argument("--data", default="mnist", choices=["mnist", "fashion", "world"],
-                   help="reference dataset (its test split)")
+    p.add_argument("--data", choices=["mnist", "fashion", "world"],
+                   help="reference dataset (its test split; default mnist)")
+    p.add_argument("--data-config", help="YAML whose data: section sets the reference data, e.g. the "
+                                         "model's training config (configs/world_slots/teacher.yaml)")
     p.add_argument("--json", help="write a results JSON here")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

@@ -385,29 +385,45 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any, cls: type, text
         cur, cur_cls = nxt, sub_cls
 
 
+def _read_sections(path: str | Path) -> dict[str, Any]:
+    """The mapping of sections in the YAML file ``path`` (ConfigError when missing or malformed)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file '{p}' does not exist. Presets live under configs/ "
+                          f"(e.g. configs/mnist/tokenizer.yaml).")
+    try:
+        loaded = yaml.safe_load(read_text(p, "config file", ConfigError))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {e}") from e
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(loaded).__name__}.")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
     """Load ``cls`` from a YAML file (optional) and dotted overrides; validate everything."""
     data: dict[str, Any] = {}
     where = "config"
     if path is not None:
-        p = Path(path)
-        where = str(p)
-        if not p.exists():
-            raise ConfigError(f"config file '{p}' does not exist. Presets live under configs/ "
-                              f"(e.g. configs/mnist/tokenizer.yaml).")
-        try:
-            loaded = yaml.safe_load(read_text(p, "config file", ConfigError))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file '{p}' is not valid YAML: {e}") from e
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file '{p}' must hold a mapping of sections, got {type(loaded).__name__}.")
-        data = loaded
+        where = str(path)
+        data = _read_sections(path)
     for text in overrides:
         keys, value = parse_override(text)
         _set_path(data, keys, value, cls, text)
     return from_dict(cls, data, where=where)
+
+
+def load_data_config(path: str | Path) -> DataConfig:
+    """The ``data:`` section of a stage's YAML (a preset or a run's ``config.yaml``), validated; the
+    other sections are not read. For commands that score against the images a model was trained on
+    (e.g. ``softdimo eval --data-config configs/world_slots/teacher.yaml``)."""
+    section = _read_sections(path).get("data")
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file '{path}' has no 'data:' section; pass a stage config such as "
+                          f"configs/world_slots/teacher.yaml or a run's config.yaml.")
+    return from_dict(DataConfig, section, where=str(path), prefix="data.")
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
@@ -415,5 +431,5 @@ def save_config(cfg: Any, path: str | Path) -> None:
     atomic_write_bytes(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False).encode())
 
 
-__all__ = ["TrainConfig", "FaultConfig", "DataConfig", "load_config", "from_dict", "to_dict", "save_config",
+__all__ = ["TrainConfig", "FaultConfig", "DataConfig", "load_config", "load_data_config", "from_dict", "to_dict", "save_config",
            "parse_override", "field", "knob", "Range", "field_range", "check_ranges", "resolve_device"]

@@ -9,13 +9,15 @@ import torch
 
 from ..config import DataConfig
 from ..data import build_dataset
+from ..data.world import world_identity
 from .fid import FeatureStats, reference_stats
 
 
 def dataset_id(cfg: DataConfig) -> str:
     """A name that changes whenever the images of the dataset would change."""
     if cfg.dataset == "world":
-        return f"world-{cfg.world_size_px}px-seed{cfg.world_seed}"
+        extra = "".join(f"-{k.removeprefix('world_')}{v}" for k, v in sorted(world_identity(cfg).items()))
+        return f"world-{cfg.world_size_px}px-seed{cfg.world_seed}{extra}"
     if cfg.dataset == "folder":
         digest = hashlib.sha256(str(Path(cfg.root).resolve()).encode()).hexdigest()[:10]
         return f"folder-{digest}-{cfg.image_size}px-c{cfg.channels}"

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import DataConfig, to_dict
+from ..data.world import world_identity
 from ..pretrained import load_tensors, save_tensors
 from .vq import VQTokenizer
 
@@ -37,7 +38,8 @@ def _cache_key(tokenizer_dir: Path, data: DataConfig, n: int) -> str:
         h.update((tokenizer_dir / name).read_bytes())
     ident = {"dataset": data.dataset, "split": "train", "n": n}
     if data.dataset == "world":
-        ident.update(size_px=data.world_size_px, seed=data.world_seed, train_size=data.world_train_size)
+        ident.update(size_px=data.world_size_px, seed=data.world_seed, train_size=data.world_train_size,
+                     **world_identity(data))  # {} for the default free layout: the old keys stay
     h.update(json.dumps(ident, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
