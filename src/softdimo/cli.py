@@ -32,6 +32,7 @@ from .pretrained import pickle_allowed
 from .report import ReportOptions, build_report
 from .results import now, write_results
 from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
+from .data.prompts import read_prompts_file
 from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
 from .serve import ModelPool, ServeConfig, launch
 from .teachers.maskgit_convert import convert_maskgit
@@ -100,16 +101,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         check_writable(args.json, "--json")
     started = now()
 
+    prompts = None
+    if args.prompts_file:
+        texts, prompts = read_prompts_file(args.prompts_file)
+        if prompts is None:  # plain text: no metadata, so nothing for the geneval scorer to check
+            prompts = [{"prompt": t} for t in texts]
+            if "geneval" in metrics:
+                raise SoftdimoError(f"--metrics geneval needs GenEval metadata: pass a .jsonl --prompts-file "
+                                    f"(one metadata object per line), not {args.prompts_file}.")
     sampling = SamplingOptions(steps=args.steps, cfg_scale=args.cfg, temperature=args.temperature)
     out = evaluate(args.model, metrics, args.num, data, batch_size=args.batch_size, seed=args.seed,
                    progress=not args.no_progress,
-                   sampling=None if sampling == SamplingOptions() else sampling)
+                   sampling=None if sampling == SamplingOptions() else sampling, prompts=prompts)
     if out is None:  # a rank other than 0 of `torchrun … eval`: it drew its share of the images
         return 0
     if args.json:
         write_results(args.json, f"eval:{out['source']}", out,
                       config={"model": args.model, "metrics": metrics, "num": args.num,
                               "data": to_dict(data), "seed": args.seed, "steps": args.steps,
+                              "prompts_file": args.prompts_file,
                               "cfg": args.cfg, "temperature": args.temperature},
                       started=started, seconds=out["seconds"])
     for k, v in out.items():
@@ -221,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference dataset (its test split; default mnist)")
     p.add_argument("--data-config", help="YAML whose data: section sets the reference data, e.g. the "
                                          "model's training config (configs/world_slots/teacher.yaml)")
+    p.add_argument("--prompts-file", help="text generators: prompts to draw instead of the held-out set (.jsonl of "
+                                          "GenEval metadata for geneval, e.g. the paraphrased held-out set; or .txt)")
     p.add_argument("--json", help="write a results JSON here")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)

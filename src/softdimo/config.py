@@ -212,6 +212,7 @@ class DataConfig:
     world_layout: Literal["free", "slots"] = "free"  # digit placement (docs/method.md §8.7)
     world_slots: int = knob(2, ge=2, le=16)  # slots per side for world_layout=slots
     world_digit_px: int = knob(0, ge=0, le=1024)  # digit size in pixels (0 = the layout's default)
+    world_paraphrases: float = knob(0.0, ge=0, le=1)  # share of scenes captioned by a paraphrase (§8.8)
 
     def __post_init__(self) -> None:
         check_ranges(self)

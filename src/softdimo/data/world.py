@@ -74,6 +74,7 @@ from . import geneval as ge
 from .dataset import ImageDataset, Split, check_split, index_tensor
 from .geneval import relation_holds, relative_position  # re-exported: the scorer uses the same rule
 from .mnist import load_mnist_arrays
+from .paraphrase import POOLS, fields, paraphrase, templates
 
 BACKGROUND: tuple[int, int, int] = (128, 128, 128)
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -97,6 +98,8 @@ MIN_SIZE_PX = 24
 HELDOUT_SEED = 43
 HELDOUT_PER_TAG = 100
 HELDOUT_FILE = "world_prompts_heldout.jsonl"
+PARAPHRASE_SEED = 44  # the wording draws of the paraphrased held-out set (§8.8)
+PARAPHRASED_FILE = "world_prompts_paraphrased.jsonl"
 _SPLIT_CODE = {"train": 0, "test": 1}
 _CANDIDATES = 64  # positions drawn at once per digit
 _RANDOM_TRIES = 10  # uniform layouts tried before grid layouts join in
@@ -478,13 +481,45 @@ def heldout_prompts() -> list[dict[str, Any]]:
     return [json.loads(line) for line in _heldout_text().splitlines() if line.strip()]
 
 
+def paraphrased_heldout_prompts(seed: int = PARAPHRASE_SEED) -> list[dict[str, Any]]:
+    """The committed held-out metadata with each prompt reworded by a held-out template (same order,
+    same checks; the GenEval caption kept under ``"geneval_prompt"``)."""
+    rng = np.random.default_rng(seed)
+    return [{**m, "prompt": paraphrase(m, rng, "heldout"), "geneval_prompt": m["prompt"]}
+            for m in heldout_prompts()]
+
+
+@functools.lru_cache(maxsize=1)
+def paraphrase_table() -> dict[str, dict[str, Any]]:
+    """Every paraphrase of the world's prompt space (both pools) → its GenEval metadata, so that
+    readers of prompts (the attribute reward) understand the wordings the world trains and tests on."""
+    out: dict[str, dict[str, Any]] = {}
+    for tag in ge.TAGS:
+        for meta in enumerate_metadata(tag):
+            f = fields(meta)
+            for pool in POOLS:
+                for t in templates(meta, pool):  # type: ignore[arg-type]
+                    out.setdefault(t.format(**f), meta)
+    return out
+
+
+def write_paraphrased_heldout(path: str | Path | None = None) -> Path:
+    """(Re)write the committed paraphrased held-out file (default: the package's own copy), for
+    ``--prompts-file`` of ``softdimo eval`` / ``sample``."""
+    target = Path(path) if path is not None else Path(__file__).with_name(PARAPHRASED_FILE)
+    target.write_text("".join(json.dumps(m) + "\n" for m in paraphrased_heldout_prompts()))
+    return target
+
+
 # -- dataset ----------------------------------------------------------------------------------
 class WorldDataset(ImageDataset):
     """Digit-world scenes of one split, rendered on first access and cached (see module docstring)."""
 
     def __init__(self, split: Split, size: int, size_px: int = 32, seed: int = 0,
-                 layout: WorldLayout | None = None) -> None:
+                 layout: WorldLayout | None = None, paraphrases: float = 0.0) -> None:
         check_split(split)
+        if not 0.0 <= paraphrases <= 1.0:
+            raise DataError(f"data.world_paraphrases must be a share in [0, 1]; got {paraphrases}.")
         if size < 1:
             raise DataError(f"data.world_{split}_size must be at least 1; got {size}.")
         if size_px < MIN_SIZE_PX:
@@ -497,6 +532,7 @@ class WorldDataset(ImageDataset):
         super().__init__("world", split, 3, size_px, num_classes=0)
         self.size = int(size)
         self.seed = int(seed)
+        self.paraphrases = float(paraphrases)
         self._cache: torch.Tensor | None = None
         self._done: np.ndarray | None = None
 
@@ -515,7 +551,15 @@ class WorldDataset(ImageDataset):
         return sample_metadata(ge.TAGS[i % len(ge.TAGS)], self._rng(i, 0))
 
     def prompt(self, index: int) -> str:
-        return self.metadata(index)["prompt"]
+        """Scene ``index``'s caption: GenEval's template, or for a share ``paraphrases`` of the scenes
+        (drawn per scene, fixed by the seed) a training paraphrase of the same metadata (§8.8)."""
+        i = self._normalise_index(index)
+        meta = self.metadata(i)
+        if self.paraphrases > 0:
+            rng = self._rng(i, 2)  # streams 0 and 1 draw the metadata and the image
+            if rng.random() < self.paraphrases:
+                return paraphrase(meta, rng, "train")
+        return meta["prompt"]
 
     def scene(self, index: int) -> dict[str, Any]:
         """``{"prompt", "metadata", "objects"}`` of scene ``index`` (objects as :func:`render_prompt`)."""
@@ -523,7 +567,7 @@ class WorldDataset(ImageDataset):
         meta = self.metadata(i)
         image, objects = render_prompt(meta, self._rng(i, 1), self.split, self.image_size, self.layout)
         self._store(i, image)
-        return {"prompt": meta["prompt"], "metadata": meta, "objects": objects}
+        return {"prompt": self.prompt(i), "metadata": meta, "objects": objects}
 
     def _store(self, i: int, image: torch.Tensor) -> None:
         if self._cache is None or self._done is None:
@@ -557,10 +601,11 @@ class WorldDataset(ImageDataset):
 
 def load_world(cfg: DataConfig, split: Split) -> WorldDataset:
     size = cfg.world_train_size if check_split(split) == "train" else cfg.world_test_size
-    return WorldDataset(split, size, cfg.world_size_px, cfg.world_seed, world_layout(cfg))
+    return WorldDataset(split, size, cfg.world_size_px, cfg.world_seed, world_layout(cfg), cfg.world_paraphrases)
 
 
 __all__ = ["BACKGROUND", "COLORS", "WorldDataset", "WorldLayout", "world_layout", "world_identity",
-           "load_world", "render_prompt", "sample_metadata",
+           "load_world", "render_prompt", "sample_metadata", "paraphrased_heldout_prompts", "paraphrase_table",
+           "write_paraphrased_heldout", "PARAPHRASED_FILE", "PARAPHRASE_SEED",
            "enumerate_metadata", "generate_heldout_prompts", "heldout_prompts", "write_heldout_prompts",
            "relation_holds", "relative_position", "digit_size_range", "gap_px", "HELDOUT_SEED"]

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import DataConfig, check_ranges, knob, torch_dtype
 from ..data import geneval as ge
+from ..data.world import paraphrase_table
 from ..data.world import enumerate_metadata, load_world
 from ..errors import DataError
 from ..train import Context, Phase, Tick
@@ -83,8 +84,10 @@ def prompt_table() -> dict[str, dict[str, Any]]:
 
 
 def prompt_metadata(prompt: str) -> dict[str, Any]:
-    """GenEval metadata of a digit-world prompt, e.g. "a photo of a red 3" (DataError for others)."""
-    meta = prompt_table().get(" ".join(str(prompt).split()))
+    """GenEval metadata of a digit-world prompt, e.g. "a photo of a red 3" or one of its paraphrases
+    ("the digit 3 in red", :mod:`softdimo.data.paraphrase`); DataError for others."""
+    text = " ".join(str(prompt).split())
+    meta = prompt_table().get(text) or paraphrase_table().get(text)
     if meta is None:
         raise DataError(f"prompt {prompt!r} is not a digit-world prompt, so the attribute reward cannot read "
                         f"its digits, colours, counts and positions. Use prompts of the world's form "
