@@ -2,6 +2,8 @@
 
     python benchmarks/tokenizer.py --model checkpoints/tokenizer-mnist --dataset mnist \
         --n 2000 --json benchmarks/results/tokenizer_mnist.json
+    python benchmarks/tokenizer.py --model checkpoints/tokenizer-world-slots \
+        --data-config configs/world_slots/tokenizer.yaml --json benchmarks/results/tokenizer_world_slots.json
 
 ``rfid``: FID (standard Inception) between reconstructions of test[:N] and the originals;
 ``rfid_floor``: FID between test[:N] and train[:N] (two disjoint real samples of the same N).
@@ -14,7 +16,7 @@ import time
 
 import torch
 
-from softdimo.config import DataConfig, to_dict
+from softdimo.config import DataConfig, load_data_config, to_dict
 from softdimo.data import build_dataset
 from softdimo.eval.fid import extract_features, fid_from_features
 from softdimo.eval.inception import InceptionFeatures
@@ -27,7 +29,8 @@ from softdimo.tokenizer.metrics import reconstruction_metrics
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
-    ap.add_argument("--dataset", choices=["mnist", "fashion", "world"], required=True)
+    ap.add_argument("--dataset", choices=["mnist", "fashion", "world"])
+    ap.add_argument("--data-config", help="YAML whose data: section is the dataset (e.g. the slots world's layout)")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--json", required=True)
     ap.add_argument("--threads", type=int, default=0)
@@ -35,7 +38,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
-    data = DataConfig(dataset=args.dataset)
+    if (args.dataset is None) == (args.data_config is None):
+        ap.error("give one of --dataset and --data-config")
+    data = load_data_config(args.data_config) if args.data_config else DataConfig(dataset=args.dataset)
     test = build_dataset(data, "test")
     tok = VQTokenizer.from_pretrained(args.model).eval()
     metrics = reconstruction_metrics(tok, image_batches(test, len(test), batch_size=250))
@@ -57,7 +62,7 @@ def main() -> None:
         "evaluator": ext.evaluator_id,
     })
     metrics["rfid_over_floor"] = metrics["rfid"] / metrics["rfid_floor"]
-    write_results(args.json, f"tokenizer_{args.dataset}", metrics,
+    write_results(args.json, f"tokenizer_{data.dataset}", metrics,
                   config={"model": args.model, "tokenizer": to_dict(tok.config), "data": to_dict(data)},
                   started=started, seconds=time.time() - t0)
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
