@@ -59,7 +59,10 @@ def fixture_files() -> dict[str, object]:
             "temperature_sweeps": {"metric": "domain_fid",
                                    "dimo": {"1": {"domain_fid": 140.5}, "5": {"domain_fid": 70.5}}},
             "beta_table": {"-0.2": {"temperature": 2.0, "domain_fid": 97.5, "classifier_score": 8.5}},
-            "targets": {"student_fid_over_teacher16": 1.86, "speedup_vs_teacher16_cfg2": 22.5}, "speed": speed}),
+            "targets": {"student_fid_over_teacher16": 1.86, "speedup_vs_teacher16_cfg2": 22.5}, "speed": speed,
+            "teacher_best_fid": 21.25, "student_fid_tau1": 48.75, "student_best_fid": 44.25, "student_best_tau": 5.0,
+            "diversity_ratio": 0.8125, "recall_ratio": 0.9375, "delta_token_fraction": 0.0234,
+            "fidelity_targets": {"student_best_fid_pass": False, "delta_token_fraction_pass": False}}),
         "soft_gan_mnist.json": doc("soft_gan_mnist", "generators.py --preset soft_gan_mnist", {
             "n": 500, "evaluator": FID_EVAL, "floor": floor,
             # as benchmarks/soft_gan.py writes it: kinds read from the labels, runs at the top of curves
@@ -140,6 +143,7 @@ def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp
                  "82.50", "97.50", "0.875"):
         assert text in md and text in html, text
     assert TEACHER_CMD in md and DIMO_CMD in md and FID_EVAL in md and "N = 500" in md
+    assert "Di[M]O fidelity" in md and "48.750" in md and "0.938" in md and "| delta_token_fraction | 0.023 |" in md
     # every number cell of every table carries a source with evaluator, N and command
     report = build(ReportOptions(results=str(results), out=str(tmp_path / "x"), grids=False))
     numbers = 0

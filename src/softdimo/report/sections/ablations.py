@@ -1,6 +1,6 @@
 """Class-to-image ablations: Jeffreys β, the one-step sampling temperature τ, and the Soft-Di[M]O ablation rows.
 
-Reads ``dimo_mnist.json``: ``metrics.beta_table`` ({β: {``temperature``, ``domain_fid``,
+Reads ``dimo_mnist.json``: ``metrics.beta_table`` (present when the run had β students; {β: {``temperature``, ``domain_fid``,
 ``classifier_score``, optional ``fid``/``precision``/``recall``}}) and ``metrics.temperature_sweeps``
 ({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}}); and ``soft_gan_mnist.json``:
 every row of ``metrics.rows`` (teacher best, Di[M]O, Soft-Di[M]O, Gumbel-ST, GAN-only, mask [0,0], …;
@@ -24,7 +24,7 @@ def section(rd: ResultsDir) -> Section:
     absent(s, sg)
     if df.ok:
         src = df.source(DOMAIN_EVALUATOR, df.metrics.get("n"))
-        beta = df.get("metrics.beta_table", None, dict)
+        beta = df.get("metrics.beta_table", None, dict, required=False)  # only with --beta-students
         if beta:
             t = Table("Generalised Jeffreys β (equal distillation steps; each at its best τ)",
                       ["β", "τ", "domain FID", "classifier score", "FID (Inception)"],

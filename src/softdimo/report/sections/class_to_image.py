@@ -106,6 +106,15 @@ def section(rd: ResultsDir) -> Section:
         if targets:
             s.blocks.append(kv_table(df, "Di[M]O targets (dimo_mnist.json)", targets, df.source(), digits=3,
                                      speed=speed_source(df)))
+        keys = ("teacher_best_fid", "student_fid_tau1", "student_best_fid", "student_best_tau", "diversity_ratio",
+                "recall_ratio", "delta_token_fraction")
+        fidelity = {k: df.metrics[k] for k in keys if k in df.metrics}
+        if fidelity:  # the fidelity benchmark's keys (absent from files written before it)
+            fidelity["targets"] = df.get("metrics.fidelity_targets", {}, dict, required=False)
+            s.blocks.append(kv_table(df, "Di[M]O fidelity: the one-step student against its teacher (dimo_mnist.json)",
+                                     fidelity, df.source(), digits=3,
+                                     note="Targets: best-τ FID ≤ 1.2 × the teacher's best, τ = 1 FID ≤ 1.5 ×, "
+                                          "diversity and recall ratios ≥ 0.8, near-delta token fraction ≥ 0.3."))
     if not (tf.ok or df.ok or evals):
         s.blocks.append(Text("Not yet measured: no teacher or student results for MNIST."))
     return finish(s, tf, df, *evals)
