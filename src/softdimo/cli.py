@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from .bench import BenchConfig, format_table, parse_int_list, parse_students, run_bench
 from .config import DataConfig, load_config, load_data_config, resolve_device, to_dict
+from .data.prompts import read_prompts_file
 from .demo import run_demo
 from .dryrun import plan_for
 from .errors import SoftdimoError
@@ -32,7 +33,6 @@ from .pretrained import pickle_allowed
 from .report import ReportOptions, build_report
 from .results import now, write_results
 from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
-from .data.prompts import read_prompts_file
 from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
 from .serve import ModelPool, ServeConfig, launch
 from .teachers.maskgit_convert import convert_maskgit
