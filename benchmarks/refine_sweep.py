@@ -30,18 +30,16 @@ from typing import Any
 
 import torch
 
-from softdimo.config import DataConfig, load_config
-from softdimo.distill import OneStepStudent
-from softdimo.distill.refine import RefineRunConfig
-from softdimo.evaluate import evaluate
-from softdimo.pretrained import load_tensors
-from softdimo.results import now, write_results
-from softdimo.sample import SamplingOptions
-from softdimo.train.checkpoint import list_checkpoints
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from soft_gan import _domain_fid, student_at  # noqa: E402
+
+from softdimo.config import load_config  # noqa: E402
+from softdimo.distill.refine import RefineRunConfig  # noqa: E402
+from softdimo.results import now, write_results  # noqa: E402
+from softdimo.train.checkpoint import list_checkpoints  # noqa: E402
 
 LOGGED = ("generator/gan_loss", "generator/dimo_loss", "generator/soft_entropy", "generator/soft_p_max",
           "generator/soft_gap", "disc/d_acc", "disc/d_real", "disc/d_fake")
-PREFIX = {"live": "student.", "ema": "ema.student."}
 
 
 def train(cfg: str, out: Path, name: str, overrides: list[str], steps: int, every: int, threads: int) -> float:
@@ -61,23 +59,8 @@ def train(cfg: str, out: Path, name: str, overrides: list[str], steps: int, ever
     return time.time() - t0
 
 
-def student_at(run: Path, checkpoint: Path, weights: str, folder: Path) -> Path:
-    """The ``weights`` (live or EMA) student of ``checkpoint`` written as a student folder."""
-    student = OneStepStudent.from_pretrained(run / "final")
-    tensors = load_tensors(checkpoint / "models.safetensors")
-    pre = PREFIX[weights]
-    student.mdm.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)})
-    student.save_pretrained(folder)
-    return folder
-
-
 def domain_fid(path: Path, temperatures: list[float], num: int, seed: int) -> dict[str, float]:
-    out = {}
-    for t in temperatures:
-        res = evaluate(str(path), ["domain_fid"], num, DataConfig(dataset="mnist"), seed=seed, progress=False,
-                       sampling=SamplingOptions(temperature=t))
-        out[f"{t:g}"] = float(res["domain_fid"])
-    return out
+    return {f"{t:g}": _domain_fid(path, t, num, seed) for t in temperatures}
 
 
 def logged_means(run: Path, lo: int, hi: int) -> dict[str, float]:
@@ -126,7 +109,7 @@ def main() -> None:
             for step, ck in list_checkpoints(run):
                 point: dict[str, Any] = {"step": step, "logged": logged_means(run, prev, step)}
                 for w in weights:
-                    folder = student_at(run, ck, w, Path(tmp) / f"{name}-{step}-{w}")
+                    folder = student_at(run, ck, Path(tmp) / f"{name}-{step}-{w}", w)
                     point[f"domain_fid_{w}"] = domain_fid(folder, temps, args.num, args.seed)
                 points.append(point)
                 prev = step

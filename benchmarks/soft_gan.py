@@ -64,11 +64,15 @@ def _domain_fid(path: Path, temperature: float, num: int, seed: int) -> float:
     return float(out["domain_fid"])
 
 
-def student_at(run: Path, checkpoint: Path, folder: Path) -> Path:
-    """Write the EMA student of ``checkpoint`` (a ``checkpoint-N/`` of ``run``) as a student folder."""
+WEIGHTS_PREFIX = {"live": "student.", "ema": "ema.student."}  # the student's tensors in models.safetensors
+
+
+def student_at(run: Path, checkpoint: Path, folder: Path, weights: str = "ema") -> Path:
+    """Write the ``weights`` (EMA or live) student of ``checkpoint`` (a ``checkpoint-N/`` of ``run``) as a
+    student folder."""
     student = OneStepStudent.from_pretrained(run / "final")
     tensors = load_tensors(checkpoint / "models.safetensors")
-    pre = "ema.student."
+    pre = WEIGHTS_PREFIX[weights]
     student.mdm.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)})
     student.save_pretrained(folder)
     return folder
