@@ -85,9 +85,23 @@ def fixture_files() -> dict[str, object]:
                       "geneval_per_tag": per_tag, "seconds_per_image": 0.05}],
             "steps_sweep": {"geneval_by_steps": {"1": 0.1, "16": 0.55}}, "speed": speed}),
         "t2i_world.json": doc("t2i_world", "t2i.py --fixture", {
-            "n": 120, "evaluator": "fixture-geneval", "evaluators": {"clip_score": "fixture-mini-clip"},
-            "rows": [{"label": "Di[M]O + reward + TTEO 2", "kind": "tteo", "geneval": 0.61, "geneval_per_tag": per_tag,
-                      "clip_score": 0.3125, "fid": 35.5, "ns": {"fid": 1000}, "evaluators": {"fid": FID_EVAL}}]}),
+            "n": 120, "evaluator": "fixture-geneval",
+            "evaluators": {"clip_score": "fixture-mini-clip", "geneval_se": "fixture-clustered-se", "fid": FID_EVAL},
+            "skipped": ["gumbel_reward"], "speed": speed,
+            "tteo": {"config": "configs/world/tteo.yaml", "student": "dimo", "iters": 2, "lr": 0.2, "best_of": 4},
+            "rows": {"tteo": {"label": "Di[M]O + TTEO 2 iters, best of 4", "tteo_iters": 2, "best_of": 4,
+                              "geneval": 0.61, "geneval_se": 0.04, "per_tag": per_tag, "clip_score": 0.3125,
+                              "fid": 35.5, "seconds_per_image": 0.125, "ns": {"fid": 1000},
+                              "evaluators": {"fid": FID_EVAL}},
+                     "dimo": {"label": "Di[M]O", "geneval": 0.48, "geneval_se": 0.0375, "per_tag": per_tag,
+                              "fid": 30.5, "seconds_per_image": 0.0125}},
+            "tteo_latency_ratio": {"tteo": 10.0},
+            "targets": {"teacher_in_range": {"metric": "geneval", "value": 0.55, "se": 0.03, "low": 0.45,
+                                             "high": 0.85, "gap": 0.1, "gap_se": 0.03, "holds": True, "shown": True},
+                        "tteo_gt_best_of_n": {"metric": "geneval", "values": {"tteo": 0.61, "best_of_n": 0.6},
+                                              "threshold": 0.6, "gap": 0.01, "gap_se": 0.05, "holds": True,
+                                              "shown": False},
+                        "reward_only_hacking": {"reward_up": True, "reward_only_fid": 48.25, "holds": False}}}),
         "domain/dimo_t5.json": doc("eval:dimo", "softdimo eval --metrics domain_fid --model checkpoints/dimo-mnist", {
             "source": "dimo-student:checkpoints/dimo-mnist", "n": 300, "domain_fid": 82.5, "classifier_score": 9.25,
             "domain_evaluator": "fixture-classifier", "sampler": {"sampler": "OneStepSampler", "temperature": 5.0}}),
@@ -158,13 +172,27 @@ def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp
                             numbers += 1
                             assert c.source.command not in ("", "not stated") and c.source.n
     assert numbers == report.numbers() > 60
-    # per-metric provenance: t2i FID has its own evaluator and N
+    # per-metric provenance: t2i FID has its own evaluator and N; rows in benchmark order, not file order
     t2i = next(s for s in report.sections if s.title.startswith("Text-to-image"))
     tbl = next(b for b in t2i.blocks if isinstance(b, Table) and "rewards" in b.title)
-    fid_cell = tbl.rows[0][tbl.columns.index("FID")]
-    clip_cell = tbl.rows[0][tbl.columns.index("mini-CLIP")]
+    assert [r[0].text for r in tbl.rows] == ["dimo", "tteo"] and "Not run: gumbel_reward" in tbl.note
+    fid_cell = tbl.rows[1][tbl.columns.index("FID")]
+    clip_cell = tbl.rows[1][tbl.columns.index("mini-CLIP")]
+    se_cell = tbl.rows[1][tbl.columns.index("± SE")]
     assert (fid_cell.source.evaluator, fid_cell.source.n) == (FID_EVAL, "1000")
     assert (clip_cell.source.evaluator, clip_cell.source.n) == ("fixture-mini-clip", "120")
+    assert (se_cell.text, se_cell.source.evaluator) == ("0.040", "fixture-clustered-se")
+    assert tbl.rows[0][tbl.columns.index("mini-CLIP")].text == "—"  # a row without the number
+    # targets: value, threshold, gap and its SE, holds, shown (a gap within its SE is not shown)
+    tt = next(b for b in t2i.blocks if isinstance(b, Table) and b.title.startswith("Text-to-image targets"))
+    assert [[c.text for c in r] for r in tt.rows] == [
+        ["teacher_in_range", "0.550", "[0.45, 0.85]", "0.100", "0.030", "yes", "yes"],
+        ["tteo_gt_best_of_n", "0.610", "0.600", "0.010", "0.050", "yes", "no"],
+        ["reward_only_hacking", "—", "—", "—", "—", "no", "—"]]
+    hack = next(b for b in t2i.blocks if isinstance(b, Table) and b.title.startswith("Reward only"))
+    assert [r[0].text for r in hack.rows] == ["reward_up", "reward_only_fid", "holds"]
+    assert (hack.rows[0][1].source.evaluator, hack.rows[1][1].source.evaluator) == ("fixture-geneval", FID_EVAL)
+    assert "| tteo | 10.000 |" in md
     # HTML: self-contained, parses, number cells have a hover title naming the command
     tags = Tags()
     tags.feed(html)
@@ -209,6 +237,21 @@ def test_missing_and_malformed_files_are_named_not_fatal(results, tmp_path):
     assert "scaling.json: rows" in md and "efficiency.two_processes" in md
     # inventory: one line per expected or present file
     assert md.count("| speed.json | not yet measured |") == 1
+
+
+def test_t2i_world_of_the_earlier_schema_is_shown_as_it_stands(tmp_path):
+    root = tmp_path / "results"
+    root.mkdir()
+    rows = [{"label": "Di[M]O", "kind": "dimo", "geneval": 0.055, "geneval_per_tag": {"colors": 0.25}, "fid": 91.5}]
+    (root / "t2i_world.json").write_text(json.dumps(doc("t2i_world", "t2i.py --old", {
+        "n": 1200, "evaluator": "fixture-geneval", "rows": rows,
+        "targets": {"geneval_chain": {"all_hold": False}}})))
+    report = build(ReportOptions(results=str(root), out=str(tmp_path / "rep"), grids=False))
+    t2i = next(s for s in report.sections if s.title.startswith("Text-to-image"))
+    assert "t2i_world.json" in t2i.files and any("earlier schema" in p for p in t2i.problems)
+    tbl = next(b for b in t2i.blocks if isinstance(b, Table) and b.title == "t2i_world.json: rows")
+    assert [c.text for c in tbl.rows[0]][:3] == ["Di[M]O", "0.055", "91.500"]
+    assert not any(isinstance(b, Table) and b.title.startswith("Text-to-image targets") for b in t2i.blocks)
 
 
 def test_empty_or_absent_results_folder(tmp_path):
