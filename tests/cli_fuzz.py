@@ -544,6 +544,22 @@ def report_case() -> st.SearchStrategy:
         "=": STRAY})
 
 
+def export_case() -> st.SearchStrategy:
+    """``export`` of a seeded run folder (a finished two-step distill run, or a damaged copy)."""
+
+    @st.composite
+    def draw_case(draw) -> Case:
+        base = draw(mutated("export", {"<run>": "@out/runs/export/r", "--command": "distill", "--out": "@out/model"}, {
+            "<run>": pool("@g/nope", "@g/binary", "@g/folder_empty", "@m/teacher", "@out/runs/export"),
+            "--command": pool("train-teacher", "refine", "nope", DROP), "--step": pool("1", "2", "0", "-1", "x"),
+            "--weights": pool("live", "ema", "none"), "--threads": pool("1", "0", "-1", "x"),
+            "--out": pool("@pre/folder_files", "@pre/binary", "@pre/binary/m", "@pre/folder_empty"),
+            "=": STRAY}))
+        return Case("export", base.argv, draw(TEMPLATES))
+
+    return draw_case()
+
+
 def serve_case() -> st.SearchStrategy:
     # the page is built but no server starts: run_case stubs Gradio's launch (see _no_server)
     return mutated("serve", {"--checkpoints": "@m/", "--port": "0", "--device": "cpu"}, {
@@ -709,7 +725,8 @@ def strategies() -> dict[str, st.SearchStrategy]:
     """A strategy of :class:`Case` for every command of the command line."""
     out = {name: train_case(name) for name in TRAIN_COMMANDS}
     out.update({"sample": sample_case(), "tteo": tteo_case(), "eval": eval_case(), "bench": bench_case(),
-                "convert": convert_case(), "report": report_case(), "demo": demo_case(), "serve": serve_case()})
+                "convert": convert_case(), "report": report_case(), "demo": demo_case(), "serve": serve_case(),
+                "export": export_case()})
     return out
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXAMPLES = {"train-tokenizer": 4, "train-classifier": 4, "train-teacher": 4, "train-reward": 4, "distill": 8,
             "refine": 6, "sample": 14, "tteo": 6, "eval": 8, "bench": 6, "convert": 6, "report": 5, "demo": 3,
-            "serve": 5}
+            "serve": 5, "export": 6}
 COUNTER = itertools.count()
 
 

@@ -219,6 +219,36 @@ def test_train_teacher_command(tmp_path, capsys):
     assert t.mdm.tok_emb.weight.dtype == torch.float32  # fp16 on disk, fp32 in memory
 
 
+def test_export_a_checkpoint_as_a_model_folder(tmp_path, capsys):
+    torch.manual_seed(0)
+    VQTokenizer(TOK28).save_pretrained(tmp_path / "tok")
+    args = ["train-teacher", "--config", str(config_path("mnist", "teacher.yaml")), f"tokenizer={tmp_path / 'tok'}",
+            "model.num_tokens=16", "model.hidden=32", "model.depth=1", "model.heads=2", "max_train_images=64",
+            "token_cache=false", "train.max_steps=2", "train.batch_size=8", "train.sample_every=0",
+            "train.checkpoint_every=1", "train.checkpoints_total_limit=0", "train.threads=1",
+            f"train.out_dir={tmp_path}", "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    run = tmp_path / "train-teacher" / "mnist-teacher"
+    final = NativeTeacher.from_pretrained(run / "final").mdm.state_dict()
+    # the newest checkpoint's EMA is what final/ holds (both stored as float16)
+    assert main(["export", str(run), "--out", str(tmp_path / "e2")]) == 0, capsys.readouterr().err
+    e2 = NativeTeacher.from_pretrained(tmp_path / "e2").mdm.state_dict()
+    assert all(torch.equal(final[k], e2[k]) for k in final)
+    # an earlier checkpoint, and the live weights instead of the EMA, are other models
+    assert main(["export", str(run), "--step", "1", "--out", str(tmp_path / "e1")]) == 0
+    assert main(["export", str(run), "--step", "1", "--weights", "live", "--out", str(tmp_path / "l1")]) == 0
+    e1 = NativeTeacher.from_pretrained(tmp_path / "e1").mdm.state_dict()
+    l1 = NativeTeacher.from_pretrained(tmp_path / "l1").mdm.state_dict()
+    assert not all(torch.equal(e1[k], e2[k]) for k in e1) and not all(torch.equal(e1[k], l1[k]) for k in e1)
+    capsys.readouterr()
+    assert main(["export", str(run), "--step", "7", "--out", str(tmp_path / "x")]) == 2
+    assert "no checkpoint-7/" in capsys.readouterr().err
+    assert main(["export", str(run), "--out", str(tmp_path / "e1")]) == 2  # not empty: nothing overwritten
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "tok"), "--out", str(tmp_path / "y")]) == 2
+    assert "not in a <out_dir>/<command>/<run_name>" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not text_encoder_available(), reason="needs transformers + the MiniLM wheel")
 def test_train_text_teacher_command(tmp_path, capsys):
     torch.manual_seed(0)

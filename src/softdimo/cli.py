@@ -32,7 +32,7 @@ from .files import check_writable
 from .pretrained import pickle_allowed
 from .report import ReportOptions, build_report
 from .results import now, write_results
-from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, run_training  # noqa: F401  (public here too)
+from .run import DRY_RUN_COMMANDS, TRAIN_COMMANDS, TrainCommand, export_checkpoint, run_training  # noqa: F401
 from .sample import SampleRequest, SamplingOptions, parse_labels, run_sample
 from .serve import ModelPool, ServeConfig, launch
 from .teachers.maskgit_convert import convert_maskgit
@@ -52,6 +52,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = run_training(args.command, args.config, args.overrides, args.resume, not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.command}: {result.steps} steps in {result.seconds:.0f}s; model saved to {result.final_dir}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SoftdimoError(f"--threads must be ≥ 1; got {args.threads}.")
+        torch.set_num_threads(args.threads)
+    out = export_checkpoint(args.run, args.out, step=args.step, weights=args.weights, command=args.command_name)
+    print(f"export: {args.run} checkpoint ({args.weights} weights) written to {out}")
     return 0
 
 
@@ -221,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "train.mixed_precision (models built on the meta device, no weights loaded), then exit")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.max_steps=10")
         p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("export", help="a checkpoint-N/ of a training run -> the model folder its final/ would be")
+    p.add_argument("run", help="run folder, <train.out_dir>/<command>/<train.run_name>")
+    p.add_argument("--out", required=True, help="model folder to write (new or empty)")
+    p.add_argument("--step", type=int, help="which checkpoint-N/ (default: the newest)")
+    p.add_argument("--weights", choices=["ema", "live"], default="ema",
+                   help="the EMA weights, as final/ holds them (default), or the live ones")
+    p.add_argument("--command", dest="command_name", choices=list(TRAIN_COMMANDS),
+                   help="the training command of the run (default: the name of the run folder's parent)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    p.set_defaults(func=_cmd_export)
     p = sub.add_parser("eval", help="metrics of a model, an image folder or a dataset split")
     p.add_argument("--model", required=True,
                    help="generator folder, folder of images, or data:NAME[:SPLIT] (floors)")

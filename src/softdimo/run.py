@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Literal
 
 from .config import load_config
+from .errors import CheckpointError, ConfigError, SoftdimoError
 from .train import prepare_run_dir, train
+from .files import check_writable
+from .train.checkpoint import list_checkpoints, read_checkpoint, replace_dir
+from .train.loop import build_context
 from .train.rundir import run_dir_for, undo_on_bad_input, write_run_config
 
 
@@ -64,4 +70,61 @@ def run_training(command: str, config_path: str | None, overrides: list[str], re
         return train(build(cfg), cfg.train, run_dir, resume=resume, progress=progress, on_start=start)
 
 
-__all__ = ["TrainCommand", "TRAIN_COMMANDS", "DRY_RUN_COMMANDS", "run_training"]
+def export_checkpoint(run_dir: str | Path, out: str | Path, step: int | None = None,
+                      weights: Literal["ema", "live"] = "ema", command: str | None = None) -> Path:
+    """Write ``checkpoint-<step>/`` of a training run (the newest when ``step`` is None) as the model
+    folder its ``final/`` would be, so that a run can be sampled and evaluated while it goes on.
+
+    ``run_dir`` is ``<train.out_dir>/<command>/<train.run_name>``; its ``config.yaml`` rebuilds the
+    stage (set-up as in training: the tokenizer, the teacher, cached token ids), the checkpoint's
+    weights are loaded, and the stage's own export writes ``out`` — the EMA copies of the stage's
+    EMA modules with ``weights="ema"`` (what ``final/`` holds), the live weights with ``"live"``.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    command = command or run_dir.parent.name
+    if command not in TRAIN_COMMANDS:
+        raise ConfigError(f"{run_dir} is not in a <out_dir>/<command>/<run_name> folder of a training command "
+                          f"({', '.join(TRAIN_COMMANDS)}); pass the command.")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} holds no config.yaml: not a training run folder.")
+    found = dict(list_checkpoints(run_dir))
+    if not found:
+        raise ConfigError(f"{run_dir} holds no checkpoint-N/ folder yet.")
+    step = max(found) if step is None else step
+    if step not in found:
+        raise ConfigError(f"{run_dir} has no checkpoint-{step}/; it has " + ", ".join(f"checkpoint-{s}" for s in found))
+    check_writable(out, "the export folder", folder=True)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; choose a new folder.")
+    cfg_cls, build = TRAIN_COMMANDS[command].load()
+    cfg = load_config(cfg_cls, str(run_dir / "config.yaml"), [])
+    try:
+        ck = read_checkpoint(found[step], rank=0)
+    except SoftdimoError:  # e.g. an intact checkpoint in the earlier pickle format: the user decides
+        raise
+    except Exception as e:  # any other failure to read: not a usable checkpoint
+        raise CheckpointError(f"{found[step]} is incomplete or corrupt ({type(e).__name__}: {e}); export another "
+                              f"--step.") from e
+    stage = build(cfg)
+    stage.setup(build_context(cfg.train))
+    modules = stage.modules()
+    ema = set(stage.ema_modules()) if weights == "ema" else set()
+    for name, module in modules.items():
+        prefix = f"ema.{name}." if name in ema else f"{name}."
+        tensors = {k[len(prefix):]: v for k, v in ck.models.items() if k.startswith(prefix)}
+        if not tensors:
+            raise ConfigError(f"checkpoint-{step} holds no {prefix}* weights (a run with train.ema_decay=0 has no "
+                              f"EMA: export its live weights).")
+        module.load_state_dict(tensors)
+    tmp = out.parent / f".tmp-export-{out.name}"  # a failed export leaves no half-written folder
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        stage.export(tmp, modules)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+__all__ = ["TrainCommand", "TRAIN_COMMANDS", "DRY_RUN_COMMANDS", "run_training", "export_checkpoint"]
