@@ -7,7 +7,8 @@
 Each ``--run NAME=OVERRIDES`` (space-separated dotted overrides, empty for the preset) is one
 ``softdimo refine --config CONFIG`` run of ``--steps`` steps in ``RUNS/refine/NAME`` with a checkpoint
 every ``--every`` steps; a finished run is kept and an interrupted one resumed, so the command can
-be repeated. Then every checkpoint's student — the live weights and/or the EMA (``--weights``) —
+be repeated, and repeated with more ``--steps`` to extend finished runs (the learning rate is
+constant after warm-up, so an extended run continues as one longer run would). Then every checkpoint's student — the live weights and/or the EMA (``--weights``) —
 is scored by domain FID (in-project classifier features, ``--num`` images, MNIST test split) at
 each of ``--temperatures``; step 0 is the student the runs start from, scored the same way. The
 diagnostics the runs logged (discriminator accuracy, the soft-vs-hard quantities of
@@ -43,9 +44,11 @@ LOGGED = ("generator/gan_loss", "generator/dimo_loss", "generator/soft_entropy",
 
 
 def train(cfg: str, out: Path, name: str, overrides: list[str], steps: int, every: int, threads: int) -> float:
-    """One refine run (resumed if interrupted, skipped if finished); its wall seconds (0 if skipped)."""
+    """One refine run (resumed if interrupted or shorter than ``steps``, skipped if it reached them); its wall
+    seconds (0 if skipped)."""
     run = out / "refine" / name
-    if (run / "final" / "student.json").is_file():
+    done = [s for s, _ in list_checkpoints(run)]
+    if (run / "final" / "student.json").is_file() and done and done[-1] >= steps:
         return 0.0
     cmd = [sys.executable, "-m", "softdimo", "refine", "--config", cfg, "--no-progress",
            f"train.out_dir={out}", f"train.run_name={name}", f"train.max_steps={steps}",
