@@ -177,11 +177,15 @@ def _key(x: float) -> str:
 
 
 # ---------------------------------------------------------------------- floor
-def mnist_floor(num: int, evaluator: str, seed: int, progress: bool) -> dict[str, Any]:
-    """FID / precision / recall of MNIST train[:N] vs test[:N]: from eval_validation.json, else computed."""
+def mnist_floor(num: int, evaluator: str, seed: int, progress: bool, dataset: str = "mnist") -> dict[str, Any]:
+    """FID / precision / recall of MNIST train[:N] vs test[:N]: from eval_validation.json, else computed.
+
+    ``dataset``: another grey dataset's floor (``"fashion"``), always computed (eval_validation.json
+    holds MNIST floors only).
+    """
     rel = FLOOR_JSON.relative_to(HERE.parent)
-    reason = f"{rel} does not exist"
-    if FLOOR_JSON.is_file():
+    reason = f"{rel} does not exist" if dataset == "mnist" else f"{rel} holds MNIST floors only"
+    if dataset == "mnist" and FLOOR_JSON.is_file():
         doc = json.loads(FLOOR_JSON.read_text())
         m = doc.get("metrics", {})
         floors = m.get("floors_mnist_train_vs_test", {})
@@ -195,12 +199,13 @@ def mnist_floor(num: int, evaluator: str, seed: int, progress: bool) -> dict[str
                     "evaluator": evaluator, "how": "read",
                     "source": f"{rel}: metrics.floors_mnist_train_vs_test['{num}'] (commit {doc.get('commit')})"}
     print(f"floor: {reason}; computing FID(train[:{num}], test[:{num}])", flush=True)
-    out = evaluate("data:mnist:train", ["fid", "pr"], num, DataConfig(dataset="mnist"), seed=seed, progress=progress)
+    out = evaluate(f"data:{dataset}:train", ["fid", "pr"], num, DataConfig(dataset=dataset), seed=seed,
+                   progress=progress)
     if out["evaluator"] != evaluator:
         raise RuntimeError(f"floor evaluator {out['evaluator']!r} differs from the rows' {evaluator!r}")
     return {"n": num, "fid": out["fid"], "precision": out["precision"], "recall": out["recall"],
             "evaluator": evaluator, "how": "computed",
-            "source": f"evaluate('data:mnist:train', ['fid', 'pr'], {num}) ({reason})"}
+            "source": f"evaluate('data:{dataset}:train', ['fid', 'pr'], {num}) ({reason})"}
 
 
 # ---------------------------------------------------------------------- presets
@@ -353,19 +358,34 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def best_temperature(path: str, temperatures: list[float], num: int, seed: int,
-                     progress: bool) -> tuple[float, dict[str, dict[str, float]]]:
-    """The one-step sampling temperature of lowest *domain* FID (in-project classifier features) at N."""
-    data = DataConfig(dataset="mnist")
+def sweep_metrics(data: DataConfig) -> list[str]:
+    """What a temperature sweep measures, the first one picking τ: domain FID and classifier score
+    (docs/method.md §8.3) on MNIST, which the in-project classifier covers; Inception FID (§8.1) elsewhere."""
+    return ["domain_fid", "classifier_score"] if data.dataset == "mnist" else ["fid"]
+
+
+def best_temperature(path: str, temperatures: list[float], num: int, seed: int, progress: bool,
+                     data: DataConfig | None = None) -> tuple[float, dict[str, dict[str, float]]]:
+    """The one-step sampling temperature of lowest *domain* FID (in-project classifier features) at N
+    (on a dataset other than MNIST: of lowest Inception FID, :func:`sweep_metrics`)."""
+    data = data or DataConfig(dataset="mnist")
+    metrics = sweep_metrics(data)
     sweep = {}
     for t in temperatures:
-        out = evaluate(path, ["domain_fid", "classifier_score"], num, data, seed=seed, progress=progress,
-                       sampling=SamplingOptions(temperature=t))
-        sweep[_key(t)] = {"domain_fid": out["domain_fid"], "classifier_score": out["classifier_score"]}
-        print(f"  τ={t:g}: domain FID {out['domain_fid']:.2f}, classifier score {out['classifier_score']:.3f}",
-              flush=True)
-    best = min(temperatures, key=lambda t: sweep[_key(t)]["domain_fid"])
+        out = evaluate(path, metrics, num, data, seed=seed, progress=progress, sampling=SamplingOptions(temperature=t))
+        sweep[_key(t)] = {m: out[m] for m in metrics}
+        print(f"  τ={t:g}: " + ", ".join(f"{m} {out[m]:.3f}" for m in metrics), flush=True)
+    best = min(temperatures, key=lambda t: sweep[_key(t)][metrics[0]])
     return best, sweep
+
+
+BEST_TAU_RULE = "lowest Inception FID of τ = 1 and the domain-FID-best τ of --temperatures (temperature_sweeps)"
+
+
+def best_of_tau1(swept: dict[str, Any], tau1: dict[str, Any]) -> dict[str, Any]:
+    """A one-step student's best-τ row: the lower Inception FID of the row at the τ the domain-FID sweep
+    chose and the τ = 1 row (the proxy can prefer a τ that the standard evaluator does not)."""
+    return min((swept, tau1), key=lambda r: r["fid"])
 
 
 def class_samples(path: str, options: SamplingOptions, per_class: int, seed: int) -> list[torch.Tensor]:
@@ -500,10 +520,9 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     }
     # the student's best τ: the lower Inception FID of τ = 1 and the τ the domain-FID sweep chose (the
     # proxy can prefer a τ that the standard evaluator does not)
-    best_measured = min((main, tau1_result), key=lambda r: r["fid"])
+    best_measured = best_of_tau1(main, tau1_result)
     metrics.update(fidelity_metrics(args, t_metrics, best_measured, tau1_result, main_path, best_cfg))
-    metrics["student_best_tau_rule"] = ("lowest Inception FID of τ = 1 and the domain-FID-best τ of "
-                                        "--temperatures (temperature_sweeps)")
+    metrics["student_best_tau_rule"] = BEST_TAU_RULE
     if beta:
         metrics["beta_table"] = {
             b: {"path": p, "temperature": rows[len(students) + i].options.temperature,

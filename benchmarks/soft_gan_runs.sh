@@ -1,25 +1,46 @@
 #!/bin/bash
-# Training runs behind benchmarks/results/soft_gan_mnist.json (docs/method.md §5 ablations): every row
-# starts from checkpoints/dimo-mnist and runs the same number of refine steps, keeping every
-# checkpoint so that `python benchmarks/generators.py --preset soft_gan_mnist` can draw FID-vs-step
-# curves from their EMA weights.
-#   bash benchmarks/soft_gan_runs.sh OUT_DIR [STEPS] [EVERY]
+# Training runs behind benchmarks/results/soft_gan_mnist.json (docs/method.md §5.5 ablations over training
+# seeds): the four variants of benchmarks/soft_gan.py (VARIANTS) for every seed, each a refine run from the
+# preset's Di[M]O student with the same number of steps, keeping every checkpoint (the benchmark compares
+# the runs' EMA students at one step and draws domain-FID-vs-step curves from all of them).
+#   bash benchmarks/soft_gan_runs.sh [--config PRESET] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]
+#   bash benchmarks/soft_gan_runs.sh RUNS 300 150 "0 1 2"
+#   python benchmarks/soft_gan.py --runs RUNS --seeds 0,1,2 --row-step 300
+# Variant NAME with seed S runs in RUNS_DIR/refine/NAME-sS (softdimo's <train.out_dir>/<command>/<train.run_name>):
+#   soft       the preset (soft embeddings + GAN + Di[M]O)
+#   gumbel     gan.embedding=gumbel
+#   gan_only   dimo_weight=0
+#   mask_none  gan.mask_ratio_range=[0,0]
+# EXTRA overrides go to every run. --config: the preset (default configs/mnist/soft_gan.yaml; Fashion-MNIST:
+# configs/fashion/soft_gan.yaml, then `soft_gan.py --dataset fashion`). A run with final/student.json is
+# skipped and one whose folder exists is resumed, so the command can be repeated.
 set -euo pipefail
-OUT=${1:?usage: soft_gan_runs.sh OUT_DIR [STEPS] [EVERY]}
-STEPS=${2:-300}
-EVERY=${3:-150}
-common=(--config configs/mnist/soft_gan.yaml --no-progress train.out_dir="$OUT" train.max_steps=$STEPS
-        train.checkpoint_every=$EVERY train.checkpoints_total_limit=0 train.sample_every=$STEPS)
-run() {  # NAME overrides…
-  local name=$1; shift
-  if [ -f "$OUT/refine/$name/final/student.json" ]; then echo "[soft_gan_runs] $name done"; return; fi
+usage='usage: soft_gan_runs.sh [--config PRESET] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]'
+CONFIG=configs/mnist/soft_gan.yaml
+if [ "${1:-}" = "--config" ]; then
+  CONFIG=${2:?$usage}
+  shift 2
+fi
+[ $# -ge 4 ] || { echo "$usage" >&2; exit 2; }
+OUT=$1 STEPS=$2 EVERY=$3 SEEDS=$4
+shift 4
+EXTRA=("$@")
+run() {  # NAME SEED overrides…
+  local name=$1-s$2 seed=$2
+  shift 2
+  local dir="$OUT/refine/$name"
+  if [ -f "$dir/final/student.json" ]; then echo "[soft_gan_runs] $name done"; return; fi
   local resume=()
-  [ -d "$OUT/refine/$name" ] && resume=(--resume)
-  echo "[soft_gan_runs] $name: $*"
-  softdimo refine "${common[@]}" train.run_name="$name" "${resume[@]}" "$@"
+  [ -d "$dir" ] && resume=(--resume)
+  echo "[soft_gan_runs] $name: $* ${EXTRA[*]}"
+  softdimo refine --config "$CONFIG" --no-progress train.seed="$seed" train.out_dir="$OUT" train.run_name="$name" \
+    train.max_steps="$STEPS" train.checkpoint_every="$EVERY" train.checkpoints_total_limit=0 "$@" "${EXTRA[@]}" \
+    "${resume[@]}"
 }
-run soft
-run gumbel gan.embedding=gumbel
-run gan_only dimo_weight=0
-run mask_none "gan.mask_ratio_range=[0,0]"
+for seed in $SEEDS; do
+  run soft "$seed"
+  run gumbel "$seed" gan.embedding=gumbel
+  run gan_only "$seed" dimo_weight=0
+  run mask_none "$seed" "gan.mask_ratio_range=[0,0]"
+done
 echo "[soft_gan_runs] all done"

@@ -63,18 +63,7 @@ def fixture_files() -> dict[str, object]:
             "teacher_best_fid": 21.25, "student_fid_tau1": 48.75, "student_best_fid": 44.25, "student_best_tau": 5.0,
             "diversity_ratio": 0.8125, "recall_ratio": 0.9375, "delta_token_fraction": 0.0234,
             "fidelity_targets": {"student_best_fid_pass": False, "delta_token_fraction_pass": False}}),
-        "soft_gan_mnist.json": doc("soft_gan_mnist", "generators.py --preset soft_gan_mnist", {
-            "n": 500, "evaluator": FID_EVAL, "floor": floor,
-            # as benchmarks/soft_gan.py writes it: kinds read from the labels, runs at the top of curves
-            "rows": [row("Soft-Di[M]O (soft + GAN) τ=2", None, None, 27.5, "runs/soft", "OneStepSampler"),
-                     row("Gumbel-ST + GAN τ=2", None, None, 39.5, "runs/gumbel", "OneStepSampler")],
-            "curves": {"metric": "domain_fid (in-project classifier features), N = 250, EMA weights",
-                       "soft": [{"step": 0, "domain_fid": 44.0}, {"step": 100, "domain_fid": 30.5}],
-                       "gumbel": {"steps": [0, 100], "domain_fid": [44.0, 41.5]}},
-            "diagnostics": {"source": "metrics.jsonl", "soft": [{"step": 50, "soft_entropy": 1.25, "soft_p_max": 0.6,
-                                                                 "soft_cov_trace": 0.125, "soft_gap": 0.0625}]},
-            "targets": {"soft_beats_gumbel": True, "refine_over_distill_step": 1.375},
-            "step_cost": {"seconds_per_step": {"refine": 0.55, "distill": 0.4}, "repeats": 3}}),
+        "soft_gan_mnist.json": soft_gan_doc(floor),
         "eval_soft_fixture.json": doc("eval:soft", "softdimo eval --model checkpoints/soft-dimo-mnist", {
             "source": "dimo-student:checkpoints/soft-dimo-mnist", "n": 500, "reference": "mnist:test[:500]",
             "sampler": {"sampler": "OneStepSampler", "steps": 1, "temperature": 2.0}, "evaluator": FID_EVAL,
@@ -114,6 +103,42 @@ def fixture_files() -> dict[str, object]:
         "dimo_world.json": doc("dimo_world", "generators.py --preset dimo_world", {"teacher_rows": "oops"}),
         # speed.json, amused_tiny.json: absent (not yet measured)
     }
+
+
+def student_row(label: str, tau: float, fid: float, model: str, **extra) -> dict:
+    r = row(label, None, None, fid, model, "OneStepSampler", **extra)
+    r["options"]["temperature"] = tau
+    return r
+
+
+def soft_gan_doc(floor: dict) -> dict:
+    """soft_gan_mnist.json as benchmarks/soft_gan.py writes it (runs at the top of curves and diagnostics)."""
+    soft_seeds = [student_row(f"Soft-Di[M]O (soft + GAN), seed {s} τ={t:g}", t, f, f"tmp/soft-s{s}-row", kind="soft",
+                              seed=s) for s, t, f in ((0, 2.0, 27.25), (0, 1.0, 29.5), (1, 2.0, 28.75))]
+    return doc("soft_gan_mnist", "soft_gan.py --runs RUNS --seeds 0,1", {
+        "n": 500, "evaluator": FID_EVAL, "floor": floor,
+        "teacher_best_fid": 21.25, "dimo_fid": 44.25, "dimo_tau": 5.0, "dimo_fid_tau1": 48.75,
+        "soft_fid": 27.5, "soft_tau": 2.0, "soft_fid_tau1": 31.25,
+        "teacher_rows": [row("teacher 4 steps cfg 1.5", 4, 1.5, 21.25, "checkpoints/teacher-mnist", kind="teacher")],
+        "dimo_rows": [student_row("Di[M]O τ=5", 5.0, 44.25, "checkpoints/dimo-mnist", kind="dimo")],
+        "soft_rows": [student_row(f"Soft-Di[M]O shipped τ={t:g}", t, f, "checkpoints/soft-dimo-mnist", kind="soft",
+                                  shipped=True) for t, f in ((2.0, 27.5), (1.0, 31.25))],
+        "ablations": {
+            "soft": {"fids": [27.25, 28.75], "fid_mean": 28.0, "fid_sd": 1.0625, "seeds": [0, 1],
+                     "temperatures": [2.0, 2.0], "what": "none (the preset)", "row_step": 100, "rows": soft_seeds},
+            "gumbel": {"fids": [39.5], "fid_mean": 39.5, "fid_sd": None, "seeds": [0], "temperatures": [1.0],
+                       "what": "gan.embedding=gumbel", "row_step": 100,
+                       "rows": [student_row("Gumbel-ST + GAN, seed 0 τ=1", 1.0, 39.5, "tmp/gumbel-s0-row",
+                                            kind="gumbel", seed=0)]}},
+        "curves": {"metric": "domain_fid at N = 250, seed 0, EMA weights",
+                   "soft-s0": [{"step": 0, "domain_fid": 44.0}, {"step": 100, "domain_fid": 30.5}],
+                   "gumbel-s0": {"steps": [0, 100], "domain_fid": [44.0, 41.5]}},
+        "diagnostics": {"source": "metrics.jsonl", "soft-s0": [{"step": 50, "soft_entropy": 1.25, "soft_p_max": 0.6,
+                                                               "soft_cov_trace": 0.125, "soft_gap": 0.0625}]},
+        "targets": {"soft_le_0.95x_teacher": {"soft_fid": 27.5, "teacher_best_fid": 21.25, "holds": False},
+                    "refine_step_le_1.6x": {"refine_over_distill": 1.375, "threshold": 1.6, "holds": True}},
+        "targets_left_out": ["soft_beats_gumbel_by_pooled_sd"],
+        "step_cost": {"seconds_per_step": {"refine": 0.55, "distill": 0.4}, "repeats": 3}})
 
 
 @pytest.fixture()
@@ -206,18 +231,36 @@ def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp
     assets = sorted(p.name for p in (tmp_path / "rep" / "assets").iterdir())
     assert {"fig-fid-vs-steps.svg", "fig-fid-vs-step.svg", "fig-diag-soft_gap.svg", "fig-geneval-vs-steps.svg",
             "fig-tau-sweep.svg"} <= set(assets)
-    # soft_gan_mnist.json: the Soft-Di[M]O row joins the main table; curves read from the top-level runs
+    # soft_gan_mnist.json: the shipped Soft-Di[M]O rows join the main table; curves read from the top-level runs
     c2i = next(s for s in report.sections if s.title.startswith("Class-to-image (MNIST)"))
     main_rows = [r[0].text for r in c2i.blocks[0].rows]
-    assert main_rows.count("Soft-Di[M]O") == 2 and main_rows[0] == "real-vs-real floor"  # soft run + eval file
-    sg = next(s for s in report.sections if s.title.startswith("Soft-Di[M]O training"))
+    assert main_rows.count("Soft-Di[M]O") == 3 and main_rows[0] == "real-vs-real floor"  # τ = 2, τ = 1, eval file
+    sg = next(s for s in report.sections if s.title.startswith("Soft-Di[M]O vs the teacher and Di[M]O"))
+    cmp_ = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Soft-Di[M]O vs the teacher"))
+    assert [[c.text for c in r][:4] for r in cmp_.rows] == [
+        ["real-vs-real floor", "train vs test, N = 500", "", "10.00"],
+        ["teacher", "teacher 4 steps cfg 1.5", "N=4, cfg 1.5", "21.25"], ["Di[M]O", "Di[M]O τ=5", "1 step, τ 5", "44.25"],
+        ["Soft-Di[M]O", "Soft-Di[M]O shipped τ=2", "1 step, τ 2", "27.50"],
+        ["Soft-Di[M]O", "Soft-Di[M]O shipped τ=1", "1 step, τ 1", "31.25"]]
+    tg = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Soft-Di[M]O targets"))
+    assert ["soft_le_0.95x_teacher.holds", "no"] in [[c.text for c in r] for r in tg.rows]
+    assert "soft_beats_gumbel_by_pooled_sd" in tg.note
+    assert next(r for r in tg.rows if r[0].text.startswith("refine_step"))[1].source.evaluator.startswith("wall clock")
     curve = next(b for b in sg.blocks if isinstance(b, Table) and "first and the last" in b.title)
-    assert [[c.text for c in r] for r in curve.rows] == [["soft", "0", "44.00", "100", "30.50"],
-                                                          ["gumbel", "0", "44.00", "100", "41.50"]]
+    assert [[c.text for c in r] for r in curve.rows] == [["soft-s0", "0", "44.00", "100", "30.50"],
+                                                          ["gumbel-s0", "0", "44.00", "100", "41.50"]]
     assert curve.rows[0][2].source.n == "250"
     cost = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Cost"))
     assert cost.rows[0][1].source.evaluator.startswith("wall clock")
-    assert "| Soft-Di[M]O (soft + GAN) τ=2 | soft |" in md and "| Gumbel-ST + GAN τ=2 | gumbel |" in md
+    # the ablations over training seeds: mean, sd (none with one seed), and every seed at its chosen τ
+    abl = next(s for s in report.sections if s.title.startswith("Class-to-image ablations"))
+    summary, per_seed = [b for b in abl.blocks if isinstance(b, Table) and b.title.startswith("Soft-Di[M]O ablations")]
+    assert [[c.text for c in r] for r in summary.rows] == [
+        ["soft", "`none (the preset)`", "s0, s1", "28.00", "1.06", "27.25", "28.75"],
+        ["gumbel", "`gan.embedding=gumbel`", "s0", "39.50", "—", "39.50", "39.50"]]
+    assert [[c.text for c in r][:4] for r in per_seed.rows] == [
+        ["soft", "s0", "1 step, τ 2", "27.25"], ["soft", "s1", "1 step, τ 2", "28.75"],
+        ["gumbel", "s0", "1 step, τ 1", "39.50"]]
     for a in re.findall(r"\]\((assets/[^)]+)\)", md):
         assert (tmp_path / "rep" / a).is_file()
 
@@ -252,6 +295,25 @@ def test_t2i_world_of_the_earlier_schema_is_shown_as_it_stands(tmp_path):
     tbl = next(b for b in t2i.blocks if isinstance(b, Table) and b.title == "t2i_world.json: rows")
     assert [c.text for c in tbl.rows[0]][:3] == ["Di[M]O", "0.055", "91.500"]
     assert not any(isinstance(b, Table) and b.title.startswith("Text-to-image targets") for b in t2i.blocks)
+
+
+def test_soft_gan_mnist_of_the_earlier_schema_counts_as_not_yet_measured(tmp_path):
+    root = tmp_path / "results"
+    root.mkdir()
+    floor = {"n": 500, "fid": 10.0, "precision": 0.8, "recall": 0.8, "evaluator": FID_EVAL}
+    (root / "soft_gan_mnist.json").write_text(json.dumps(doc("soft_gan_mnist", "soft_gan.py --runs OLD/refine", {
+        "n": 500, "evaluator": FID_EVAL, "floor": floor,  # one run per variant, no seeds
+        "rows": [row("Soft-Di[M]O (soft + GAN) τ=2", None, None, 27.5, "runs/soft", "OneStepSampler"),
+                 row("Gumbel-ST + GAN τ=2", None, None, 39.5, "runs/gumbel", "OneStepSampler")],
+        "curves": {"metric": "domain_fid, N = 250", "soft": [{"step": 0, "domain_fid": 44.0}]},
+        "targets": {"soft_beats_gumbel": True}})))
+    summary = build_report(ReportOptions(results=str(root), out=str(tmp_path / "rep"), grids=False))
+    md = summary.markdown.read_text()
+    assert "27.50" not in md and "39.50" not in md and "44.00" not in md
+    assert any("earlier version of benchmarks/soft_gan.py" in p and "not yet measured" in p and "--seeds" in p
+               for p in summary.problems)
+    assert "| soft_gan_mnist.json | earlier schema: not yet measured |" in md
+    assert "| MNIST Soft-Di[M]O FID (one step) | not yet measured |" in md
 
 
 def test_empty_or_absent_results_folder(tmp_path):

@@ -15,9 +15,9 @@ results file                          section module
 teacher_mnist.json, dimo_mnist.json,  :mod:`.sections.class_to_image`
 eval_*.json (MNIST FID)
 dimo_mnist.json (β, τ),               :mod:`.sections.ablations`
-soft_gan_mnist.json (rows)
-soft_gan_mnist.json (curves,          :mod:`.sections.soft_gan`
-diagnostics)
+soft_gan_mnist.json (ablations)
+soft_gan_mnist.json (rows, targets,   :mod:`.sections.soft_gan`
+curves, diagnostics)
 teacher_world.json, dimo_world.json,  :mod:`.sections.text_to_image`
 t2i_world.json
 speed.json                            :mod:`.sections.speed` (written by :mod:`softdimo.bench`)

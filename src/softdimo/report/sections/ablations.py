@@ -1,17 +1,19 @@
-"""Class-to-image ablations: Jeffreys β, the one-step sampling temperature τ, and the Soft-Di[M]O ablation rows.
+"""Class-to-image ablations: Jeffreys β, the one-step sampling temperature τ, and the Soft-Di[M]O ablations over seeds.
 
 Reads ``dimo_mnist.json``: ``metrics.beta_table`` (present when the run had β students; {β: {``temperature``, ``domain_fid``,
 ``classifier_score``, optional ``fid``/``precision``/``recall``}}) and ``metrics.temperature_sweeps``
 ({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}}); and ``soft_gan_mnist.json``:
-every row of ``metrics.rows`` (teacher best, Di[M]O, Soft-Di[M]O, Gumbel-ST, GAN-only, mask [0,0], …;
-schema in :mod:`~softdimo.report.sections.soft_gan`).
+``metrics.ablations`` (soft, Gumbel-ST, GAN only, mask [0, 0]: FID per training seed, mean and sd; schema
+and tables in :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema counts as not yet
+measured).
 """
 from __future__ import annotations
 
 from ..document import Figure, Section, Table, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, as_float
-from .common import absent, finish, list_of_dicts, row_kind, rows_table, sampler_text, speed_source
+from .common import absent, finish
+from .soft_gan import ablation_tables, absent_or_earlier, is_current
 
 TITLE = "Class-to-image ablations (β, τ, Soft-Di[M]O variants)"
 DOMAIN_EVALUATOR = "domain FID / classifier score (in-project classifier-mnist features)"
@@ -19,9 +21,9 @@ DOMAIN_EVALUATOR = "domain FID / classifier score (in-project classifier-mnist f
 
 def section(rd: ResultsDir) -> Section:
     df, sg = rd.file("dimo_mnist.json"), rd.file("soft_gan_mnist.json")
-    s = Section(TITLE, files=[f.rel for f in (df, sg) if f.ok])
+    s = Section(TITLE, files=[f.rel for f in (df, sg) if f.ok and (f is df or is_current(f))])
     absent(s, df)
-    absent(s, sg)
+    absent_or_earlier(s, sg)
     if df.ok:
         src = df.source(DOMAIN_EVALUATOR, df.metrics.get("n"))
         beta = df.get("metrics.beta_table", None, dict, required=False)  # only with --beta-students
@@ -38,14 +40,8 @@ def section(rd: ResultsDir) -> Section:
         sweeps = df.get("metrics.temperature_sweeps", None, dict)
         if sweeps:
             s.blocks += temperature_blocks(sweeps, src, df)
-    if sg.ok:
-        rows = list_of_dicts(sg.get("metrics.rows", [], list))
-        if rows:
-            s.blocks.append(rows_table(
-                sg, "Soft-Di[M]O ablations (equal refine steps, from the same Di[M]O student)", rows,
-                [("fid", "FID", 2), ("fid_over_floor", "FID / floor", 2), ("precision", "precision", 3),
-                 ("recall", "recall", 3), ("seconds_per_image", "s / image", 4)],
-                [("row", "label"), ("kind", row_kind), ("sampler", sampler_text)], speed_source(sg)))
+    if is_current(sg):
+        s.blocks += ablation_tables(sg)
     return finish(s, df, sg)
 
 

@@ -10,8 +10,8 @@ Reads (each optional; what is absent is named in the section):
   (``batch_size``, ``repeats``, ``device`` of the seconds per image);
 * ``dimo_mnist.json``: ``metrics.student_rows`` (same row schema), ``metrics.teacher_rows`` (used when
   teacher_mnist.json is absent), ``metrics.targets`` (flat scalars), ``metrics.speed``;
-* ``soft_gan_mnist.json``: its Soft-Di[M]O ``metrics.rows`` (``kind`` ``soft``, or "Soft-Di[M]O" /
-  "soft" in the label; schema in :mod:`~softdimo.report.sections.soft_gan`);
+* ``soft_gan_mnist.json``: its shipped Soft-Di[M]O rows ``metrics.soft_rows`` (schema in
+  :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema is left out);
 * every top-level ``eval_*.json`` written by ``softdimo eval`` on an MNIST reference with an FID
   (``metrics.source``, ``sampler``, ``n``, ``evaluator``, ``fid``, ``precision``, ``recall``).
 """
@@ -22,8 +22,8 @@ from typing import Any
 from ..document import Figure, Section, Table, Text, label, num
 from ..plots import HLine, Series, svg_plot
 from ..schema import ResultsDir, ResultsFile, as_float, points
-from .common import (absent, finish, kv_table, list_of_dicts, method_name, row_kind, rows_table, sampler_text,
-                     speed_source)
+from .common import absent, finish, kv_table, list_of_dicts, method_name, rows_table, sampler_text, speed_source
+from .soft_gan import is_current
 
 TITLE = "Class-to-image (MNIST): teacher steps vs one-step students"
 
@@ -54,7 +54,8 @@ def _steps(row: dict[str, Any]) -> tuple[float, float]:
 def section(rd: ResultsDir) -> Section:
     tf, df, sg = rd.file("teacher_mnist.json"), rd.file("dimo_mnist.json"), rd.file("soft_gan_mnist.json")
     evals = mnist_eval_files(rd)
-    s = Section(TITLE, files=[f.rel for f in (tf, df) if f.ok] + ([sg.rel] if sg.ok else []) + [e.rel for e in evals])
+    s = Section(TITLE, files=[f.rel for f in (tf, df) if f.ok] + ([sg.rel] if is_current(sg) else []) +
+                [e.rel for e in evals])
     for f in (tf, df):
         absent(s, f)
     floor = tf.get("metrics.floor", None, dict) if tf.ok else df.get("metrics.floor", None, dict)
@@ -82,7 +83,7 @@ def section(rd: ResultsDir) -> Section:
     for r in students:
         r["_method"] = method_name(r.get("model"))
     main.rows += rows_table(df, "", students, columns, first, speed_source(df)).rows
-    soft_rows = [r for r in list_of_dicts(sg.metrics.get("rows")) if row_kind(r) == "soft"] if sg.ok else []
+    soft_rows = list_of_dicts(sg.metrics.get("soft_rows")) if is_current(sg) else []
     for r in soft_rows:
         r["_method"] = "Soft-Di[M]O"
     main.rows += rows_table(sg, "", soft_rows, columns, first, speed_source(sg)).rows
@@ -97,7 +98,7 @@ def section(rd: ResultsDir) -> Section:
     if main.rows:
         s.blocks.append(main)
         s.blocks.append(steps_plot(tf if tf.ok else df, students + soft_rows + eval_rows, floor_fid,
-                                   [f for f in (tf, df, sg, *evals) if f.ok]))
+                                   [f for f in (tf, df, *evals) if f.ok] + ([sg] if soft_rows else [])))
     cfg = tf.get("metrics.cfg_sweep", None, dict) if tf.ok else None
     if cfg:
         s.blocks.append(cfg_table(tf, cfg))

@@ -1,7 +1,8 @@
 """Overview: headline numbers (each from its results file); the inventory of results files (last section).
 
-The inventory lists every file the report expects (:data:`EXPECTED`; absent ones are "not yet
-measured") and every other ``*.json`` found, with its status, name, command, commit and date.
+The inventory lists every file the report expects (:data:`EXPECTED`; absent ones, and a
+``soft_gan_mnist.json`` of the benchmark's earlier schema, are "not yet measured") and every other
+``*.json`` found, with its status, name, command, commit and date.
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from ..document import Section, Table, label, num
 from ..schema import ResultsDir, ResultsFile, as_float
-from .common import list_of_dicts, row_kind
+from . import soft_gan
+from .common import list_of_dicts
 
 TITLE = "Overview"
 INVENTORY_TITLE = "Results files"
@@ -32,25 +34,31 @@ def inventory(rd: ResultsDir) -> Section:
     for rel in list(dict.fromkeys(EXPECTED + rd.all_files())):
         f = rd.peek(rel)
         status = {"ok": "measured", "missing": "not yet measured"}.get(f.status, f"malformed: {f.error}")
+        if rel == soft_gan.FILE and f.ok and not soft_gan.is_current(f):
+            status = "earlier schema: not yet measured"
         inv.add(label(rel), label(status), label(f.commit[:12]), label(str(f.doc.get("started", ""))),
                 label(f"`{f.command}`" if f.ok else ""), *([label(f"`{rd.origin(rel)}`")] if several else []))
     return Section(INVENTORY_TITLE, blocks=[inv])
 
 
-def _first_row(f: ResultsFile, key: str, kind: str | None = None) -> dict[str, Any] | None:
-    """The first row (of ``kind``; a row labelled "shipped" first) of ``metrics[key]``."""
+def _first_row(f: ResultsFile, key: str) -> dict[str, Any] | None:
+    """The first row of ``metrics[key]``."""
     rows = list_of_dicts(f.metrics.get(key))
-    if kind is not None:
-        rows = [r for r in rows if row_kind(r) == kind]
-        rows.sort(key=lambda r: "shipped" not in str(r.get("label", "")))
     return rows[0] if rows else None
+
+
+def _soft_best_row(f: ResultsFile) -> dict[str, Any] | None:
+    """The shipped Soft-Di[M]O row at its best τ (``soft_fid``) of a current ``soft_gan_mnist.json``."""
+    if not soft_gan.is_current(f):
+        return None
+    return next((r for r in list_of_dicts(f.metrics.get("soft_rows")) if r.get("fid") == f.metrics["soft_fid"]), None)
 
 
 def headline(rd: ResultsDir) -> Table:
     """A few numbers a reader wants first; each says where it comes from, or that it is not yet measured."""
     t = Table("Headline numbers", ["quantity", "value"],
               note="Each number is repeated, with its table, in the sections below.")
-    tf, df, sg = rd.peek("teacher_mnist.json"), rd.peek("dimo_mnist.json"), rd.peek("soft_gan_mnist.json")
+    tf, df, sg = rd.peek("teacher_mnist.json"), rd.peek("dimo_mnist.json"), rd.peek(soft_gan.FILE)
     sp, dw = rd.peek("speed.json"), rd.peek("dimo_world.json")
 
     def add(what: str, f: ResultsFile, value: Any, row: dict[str, Any] | None = None, digits: int = 2,
@@ -67,7 +75,7 @@ def headline(rd: ResultsDir) -> Table:
     add("MNIST real-vs-real floor FID", tf, floor.get("fid"), evaluator=floor.get("evaluator"), n=floor.get("n"))
     row = _first_row(df, "student_rows") if df.ok else None
     add("MNIST Di[M]O FID (one step)", df, (row or {}).get("fid"), row)
-    row = _first_row(sg, "rows", "soft") if sg.ok else None
+    row = _soft_best_row(sg)
     if row is None:
         ev = rd.peek("eval_soft_dimo_mnist_t2.json")
         add("MNIST Soft-Di[M]O FID (one step)", ev, ev.metrics.get("fid") if ev.ok else None)

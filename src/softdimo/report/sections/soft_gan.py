@@ -1,28 +1,36 @@
-"""Soft-Di[M]O training curves: FID against refine step, soft-vs-hard diagnostics, targets and step cost.
+"""Soft-Di[M]O against the teacher and Di[M]O, its ablations over training seeds, FID vs step, soft-vs-hard diagnostics.
 
-Expected ``soft_gan_mnist.json`` (``metrics`` part, as ``benchmarks/soft_gan.py`` writes it)::
+Expected ``soft_gan_mnist.json`` (``metrics`` part, as ``benchmarks/soft_gan.py`` writes it; every
+Inception number at one N, one evaluator, one run)::
 
     {"n": 2000, "evaluator": "<FID network>",
      "floor": {"fid", "precision", "recall", "n", "evaluator"},
-     "rows": [   # same N, evaluator and seed; every run from checkpoints/dimo-mnist, equal refine steps
-       {"label": "Soft-Di[M]O (soft + GAN) τ=2",
-        "kind": "teacher" | "dimo" | "soft" | "gumbel" | "gan_only" | "mask_none" (optional: read from the label),
-        "model": FOLDER, "options": {"steps", "cfg_scale", "temperature"},
-        "sampler": {…}, "n": 2000, "evaluator": "…", "fid", "precision", "recall", "fid_over_floor",
-        "seconds_per_image" (optional)}, …],
-     "curves": {"metric": "domain_fid (…), N = 1000, …", "evaluator" (optional), "n" (optional),
+     "teacher_best_fid": 20.2, "dimo_fid": 16.1, "dimo_tau": 3.0, "dimo_fid_tau1": 18.5,
+     "soft_fid": 15.0, "soft_tau": 2.0, "soft_fid_tau1": 15.9,
+     "teacher_rows" | "dimo_rows" | "soft_rows": [   # the rows behind those numbers
+       {"label": "Soft-Di[M]O shipped τ=2", "kind": "teacher" | "dimo" | "soft", "model": FOLDER,
+        "options": {"steps", "cfg_scale", "temperature"}, "sampler": {…}, "n", "evaluator",
+        "fid", "precision", "recall", "fid_over_floor"}, …],
+     "ablations": {VARIANT: {"fids": [per seed], "fid_mean", "fid_sd" (null with one seed), "seeds",
+                             "temperatures", "what": "<the override>", "label", "run_dirs", "row_step",
+                             "rows": [rows as above, with "seed"]}, …},
+     "curves": {"metric": "domain_fid at N = 1000, …", "evaluator" (optional), "n" (optional),
                 RUN: [{"step": 0, "domain_fid": 56.1}, {"step": 150, …}, …], …},
      "diagnostics": {"source": "…", RUN: [{"step": 50, "soft_entropy", "soft_p_max", "soft_cov_trace", "soft_gap",
                                            "d_acc", …}, …], …},
-     "targets": {NAME: number | bool, …},
+     "targets": {NAME: {values…, "holds": bool}, …}, "targets_left_out": [NAME, …],
      "step_cost": {"seconds_per_step": {"refine", "distill"}, "refine_over_distill", "repeats", "batch_size", …}}
 
-``RUN`` names (``soft``, ``gumbel``, ``gan_only``, ``mask_none``) may also sit under a ``"runs"``
-object; each curve may be parallel lists ``{"steps": […], "<metric>": […]}``. The curve's value key
-is the first word of ``metric`` when the points have it, else their first numeric key besides
-``step``; its N is ``curves.n`` or the "N = …" in ``metric``. Diagnostics are the refine stage's
-logged ``soft_*`` values (:func:`softdimo.soft.soft_diagnostics`, §4.2: entropy, p_max, tr Σ and the
-discriminator's soft-vs-hard gap |D(ẽ) − E D(e_x)|).
+``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none`` (docs/method.md §5.5); ``RUN``: a variant's
+run with one training seed (``soft-s0``, …). The ablations over seeds are shown by
+:mod:`~softdimo.report.sections.ablations` (:func:`ablation_tables`). A file without ``ablations`` and
+``soft_fid`` was written by an earlier version of the benchmark (one run per variant, no seeds): it
+counts as not yet measured (:func:`is_current`), here and in the sections that quote it.
+RUN names may also sit under a ``"runs"`` object; each curve may be parallel lists ``{"steps": […],
+"<metric>": […]}``. The curve's value key is the first word of ``metric`` when the points have it,
+else their first numeric key besides ``step``; its N is ``curves.n`` or the "N = …" in ``metric``.
+Diagnostics are the refine stage's logged ``soft_*`` values (:func:`softdimo.soft.soft_diagnostics`,
+§4.2: entropy, p_max, tr Σ and the discriminator's soft-vs-hard gap |D(ẽ) − E D(e_x)|).
 """
 from __future__ import annotations
 
@@ -32,35 +40,101 @@ from typing import Any
 from ..document import Figure, Section, Table, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, ResultsFile, as_float, points
-from .common import absent, finish, kv_table
+from .common import PRODUCED_BY, absent, finish, kv_table, list_of_dicts, rows_table, sampler_text
 
-TITLE = "Soft-Di[M]O training: FID vs step and soft-vs-hard diagnostics"
+TITLE = "Soft-Di[M]O vs the teacher and Di[M]O: targets, FID vs step, soft-vs-hard diagnostics"
+FILE = "soft_gan_mnist.json"
 DIAGNOSTICS = {"soft_entropy": "token entropy H(p) (nats)", "soft_p_max": "mean p_max",
                "soft_cov_trace": "tr Σ (embedding covariance)", "soft_gap": "soft-vs-hard gap |D(ẽ) − E D(e_x)|",
                "d_acc": "discriminator accuracy"}
+METHODS = {"teacher": "teacher", "dimo": "Di[M]O", "soft": "Soft-Di[M]O"}
+ROW_COLUMNS = [("fid", "FID", 2), ("fid_over_floor", "FID / floor", 2), ("precision", "precision", 3),
+               ("recall", "recall", 3)]
+BEST_KEYS = ("teacher_best_fid", "dimo_fid", "dimo_tau", "dimo_fid_tau1", "soft_fid", "soft_tau", "soft_fid_tau1")
+
+
+def is_current(f: ResultsFile) -> bool:
+    """Whether ``f`` holds the benchmark's present schema (``ablations`` over seeds and ``soft_fid``)."""
+    return f.ok and isinstance(f.metrics.get("ablations"), dict) and as_float(f.metrics.get("soft_fid")) is not None
+
+
+def absent_or_earlier(section: Section, f: ResultsFile) -> None:
+    """:func:`~.common.absent`, and a note that a file of the earlier schema counts as not yet measured."""
+    absent(section, f)
+    if f.ok and not is_current(f):
+        note = (f"`{f.rel}`: written by an earlier version of benchmarks/soft_gan.py (no metrics.ablations over "
+                f"training seeds, no metrics.soft_fid): not yet measured (produced by `{PRODUCED_BY[FILE]}`).")
+        if note not in section.problems:
+            section.problems.append(note)
 
 
 def section(rd: ResultsDir) -> Section:
-    sg = rd.file("soft_gan_mnist.json")
-    s = Section(TITLE, files=[sg.rel] if sg.ok else [])
-    absent(s, sg)
-    if sg.ok:
-        curves = sg.get("metrics.curves", None, dict)
-        if curves:
-            s.blocks += curve_blocks(sg, curves)
-        diag = sg.get("metrics.diagnostics", None, dict)
-        if diag:
-            s.blocks += diagnostic_blocks(sg, diag)
-        targets = sg.get("metrics.targets", None, dict, required=False)
-        cost = sg.get("metrics.step_cost", None, dict, required=False)
-        cost_src = sg.source("wall clock, seconds per optimiser step (median of alternated runs)",
-                             (cost or {}).get("repeats"))
-        if targets:
-            s.blocks.append(kv_table(sg, "Soft-Di[M]O targets (soft_gan_mnist.json)", targets, sg.source(),
-                                     speed=cost_src))
-        if cost:
-            s.blocks.append(kv_table(sg, "Cost of a refine step vs a Di[M]O step", cost, cost_src))
+    sg = rd.file(FILE)
+    current = is_current(sg)
+    s = Section(TITLE, files=[sg.rel] if current else [])
+    absent_or_earlier(s, sg)
+    if not current:
+        return finish(s)
+    cost = sg.get("metrics.step_cost", None, dict, required=False)
+    cost_src = sg.source("wall clock, seconds per optimiser step (median of alternated runs)", (cost or {}).get("repeats"))
+    s.blocks.append(comparison_table(sg))
+    best = {k: sg.metrics[k] for k in BEST_KEYS if k in sg.metrics}
+    s.blocks.append(kv_table(sg, "The best of each, the numbers the targets use", best, sg.source(),
+                             note="τ: the one-step sampling temperature (the lower Inception FID of τ = 1 and the "
+                                  "sweep's τ; Di[M]O: the τ its own benchmark chose)."))
+    targets = sg.get("metrics.targets", None, dict)
+    if targets:
+        left = sg.metrics.get("targets_left_out") or []
+        s.blocks.append(kv_table(sg, f"Soft-Di[M]O targets ({FILE})", targets, sg.source(), speed=cost_src,
+                                 note=("Left out (inputs absent): " + ", ".join(map(str, left))) if left else ""))
+    curves = sg.get("metrics.curves", None, dict)
+    if curves:
+        s.blocks += curve_blocks(sg, curves)
+    diag = sg.get("metrics.diagnostics", None, dict)
+    if diag:
+        s.blocks += diagnostic_blocks(sg, diag)
+    if cost:
+        s.blocks.append(kv_table(sg, "Cost of a refine step vs a Di[M]O step", cost, cost_src))
     return finish(s, sg)
+
+
+def comparison_table(f: ResultsFile) -> Table:
+    """The floor, then every teacher, Di[M]O and Soft-Di[M]O row of the run."""
+    rows = [r for key in ("teacher_rows", "dimo_rows", "soft_rows") for r in list_of_dicts(f.get(f"metrics.{key}", []))]
+    first = [("method", lambda r: METHODS.get(str(r.get("kind")), str(r.get("kind", "?")))), ("row", "label"),
+             ("sampler", sampler_text)]
+    t = rows_table(f, "Soft-Di[M]O vs the teacher and Di[M]O (standard Inception FID, equal N, one run)", rows,
+                   ROW_COLUMNS, first, note="Every model measured in the same run at the same N; lower FID is better.")
+    floor = f.get("metrics.floor", {}, dict)
+    if floor:
+        src = f.source(floor.get("evaluator"), floor.get("n"))
+        t.rows.insert(0, [label("real-vs-real floor"), label(f"train vs test, N = {floor.get('n', '?')}"), label(""),
+                          num(floor.get("fid"), src), num(1.0, src), num(floor.get("precision"), src, 3),
+                          num(floor.get("recall"), src, 3)])
+    return t
+
+
+def ablation_tables(f: ResultsFile) -> list[Table]:
+    """The §5.5 ablations over training seeds: mean and sd per variant, and every seed's row."""
+    abl = {k: v for k, v in f.get("metrics.ablations", {}, dict).items() if isinstance(v, dict)}
+    src = f.source()
+    step = next((v.get("row_step") for v in abl.values() if v.get("row_step") is not None), "?")
+    summary = Table(f"Soft-Di[M]O ablations over training seeds (EMA students at step {step}, each at its best τ)",
+                    ["variant", "override", "seeds", "mean FID", "sd", "min", "max"],
+                    note="Standard Inception FID at the file's N; sd: sample standard deviation over the training "
+                         "seeds (— with one seed). Every run starts from the same Di[M]O student.")
+    per_seed = []
+    for name, v in abl.items():
+        fids = [x for x in (as_float(y) for y in v.get("fids") or []) if x is not None]
+        summary.add(label(name), label(f"`{v.get('what', '?')}`"), label(", ".join(f"s{x}" for x in v.get("seeds") or [])),
+                    num(v.get("fid_mean"), src), num(v.get("fid_sd"), src), num(min(fids) if fids else None, src),
+                    num(max(fids) if fids else None, src))
+        chosen = dict(zip(v.get("seeds") or [], v.get("temperatures") or []))
+        per_seed += [r for r in list_of_dicts(v.get("rows"))
+                     if (r.get("options") or {}).get("temperature") == chosen.get(r.get("seed"))]
+    seeds = rows_table(f, "Soft-Di[M]O ablations: every training seed at its chosen τ", per_seed, ROW_COLUMNS,
+                       [("variant", "kind"), ("seed", lambda r: f"s{r.get('seed', '?')}"), ("sampler", sampler_text)])
+    return [summary] + ([seeds] if seeds.rows else [])
 
 
 def runs_of(obj: dict[str, Any]) -> dict[str, Any]:
@@ -130,4 +204,5 @@ def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
     return out + ([last] if last.rows else [])
 
 
-__all__ = ["section", "TITLE", "DIAGNOSTICS", "runs_of", "value_key"]
+__all__ = ["section", "TITLE", "FILE", "DIAGNOSTICS", "is_current", "absent_or_earlier", "comparison_table",
+           "ablation_tables", "runs_of", "value_key"]
