@@ -58,7 +58,7 @@ def test_refine_updates_student_and_heads_never_the_teacher(world, tmp_path):
     last = rows[-1]
     assert {"generator/gan_loss", "generator/dimo_loss", "generator/soft_entropy", "generator/soft_p_max",
             "generator/soft_cov_trace", "generator/soft_gap", "aux/loss", "disc/loss", "disc/d_real",
-            "disc/d_fake"} <= set(last)
+            "disc/d_fake", "generator/grad_z_dimo", "generator/grad_z_gan", "generator/grad_z_cos"} <= set(last)
     refined = OneStepStudent.from_pretrained(result.final_dir)
     assert refined.training_info["refine"]["gan"]["embedding"] == "soft"
 
@@ -78,6 +78,19 @@ def test_generator_gets_gradient_from_both_terms(world, tmp_path):
     dimo_part = grads[1.0] - gan_part
     # teacher CFG 2 vs ψ (= φ, no CFG) gives a Di[M]O gradient; the discriminator gives the GAN one
     assert gan_part.abs().sum() > 0 and dimo_part.abs().sum() > 0
+
+
+def test_gradient_balance_separates_the_weighted_terms():
+    from softdimo.distill.refine import gradient_balance
+
+    z = torch.randn(2, 3, 4, requires_grad=True)
+    a, b = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    out = gradient_balance(z, (z * a).sum(), 3.0 * (z * b).sum())  # ∂/∂z: a and 3b
+    assert out["grad_z_dimo"] == pytest.approx(float(a.norm()), rel=1e-5)
+    assert out["grad_z_gan"] == pytest.approx(3 * float(b.norm()), rel=1e-5)
+    cos = float((a * b).sum() / (a.norm() * b.norm()))
+    assert out["grad_z_cos"] == pytest.approx(cos, abs=1e-5)
+    assert gradient_balance(z, (z * a).sum(), -(z * a).sum())["grad_z_cos"] == pytest.approx(-1.0, abs=1e-5)
 
 
 def stage_tick():

@@ -33,7 +33,9 @@ Logged (generator phase) besides Di[M]O's: ``gan_loss``, ``dimo_loss`` and, ever
 soft-vs-hard diagnostics of §4.2 on the current batch: ``soft_entropy``, ``soft_p_max``,
 ``soft_cov_trace`` (tr Σ) and ``soft_gap`` (Monte-Carlo |D(ẽ) − E_{x~p} D(E[x])|; without a GAN, f is
 the reward of the decoded image and the table the decoder codebook); with rewards ``reward`` (the
-weighted sum) and ``reward_<name>`` per term (normalised). Discriminator phase: ``d_real``,
+weighted sum) and ``reward_<name>`` per term (normalised); with both Di[M]O and the GAN, their gradient
+balance on the logits (:func:`gradient_balance`: ``grad_z_dimo``, ``grad_z_gan``, ``grad_z_cos``).
+Discriminator phase: ``d_real``,
 ``d_fake`` (mean logits) and ``d_acc``.
 """
 from __future__ import annotations
@@ -84,6 +86,21 @@ class RefineRunConfig(DistillRunConfig):
         super().__post_init__()
         if self.dimo_weight == 0 and self.gan.w_gan == 0 and self.reward.w_reward == 0:
             raise ValueError("dimo_weight, gan.w_gan and reward.w_reward are all 0: nothing would train the student")
+
+
+def gradient_balance(z: torch.Tensor, l_dimo: torch.Tensor, l_gan: torch.Tensor) -> dict[str, float]:
+    """How the weighted Di[M]O and GAN terms pull on the student's logits z (docs/method.md §5.4).
+
+    ``grad_z_dimo`` and ``grad_z_gan``: the norms of ∂(dimo_weight·L_DiMO)/∂z and ∂(w_GAN·L_GAN)/∂z;
+    ``grad_z_cos``: the cosine between them. Both terms reach the weights only through z, so their
+    ratio is the share of each in the generator's update before clipping: a GAN whose gradient is a
+    hundredth of Di[M]O's hardly moves the student whatever the discriminator learns.
+    """
+    g_dimo, = torch.autograd.grad(l_dimo, z, retain_graph=True)
+    g_gan, = torch.autograd.grad(l_gan, z, retain_graph=True)
+    a, b = g_dimo.float().flatten(), g_gan.float().flatten()
+    cos = float(torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30))
+    return {"grad_z_dimo": float(a.norm()), "grad_z_gan": float(b.norm()), "grad_z_cos": cos}
 
 
 def resolve_student(value: str) -> Path:
@@ -153,10 +170,13 @@ class RefineStage(DistillStage):
         z = self.student_logits(b, tick.step, cond)
         loss = z.new_zeros(())
         logs: dict[str, float] = {}
+        log_step = cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0
+        terms: dict[str, torch.Tensor] = {}  # each weighted term of L, for the gradient balance
         if cfg.dimo_weight > 0:
             grad, logs = self.dimo_gradient(z, cond, tick)
             l_dimo = surrogate_loss(z, grad)
-            loss = loss + cfg.dimo_weight * l_dimo
+            terms["dimo"] = cfg.dimo_weight * l_dimo
+            loss = loss + terms["dimo"]
             logs["dimo_loss"] = float(l_dimo.detach())
         prompts = None
         if self.rewards is not None:
@@ -169,12 +189,15 @@ class RefineStage(DistillStage):
             fake = fake_embeddings(z, table, cfg.gan, generator=g)
             r = draw_mask_ratios(b, cfg.gan.mask_ratio_range, generator=g).to(z.device)
             l_gan = generator_gan_loss(self.disc.score(fake, cond, r, generator=g))
-            loss = loss + cfg.gan.w_gan * l_gan
+            terms["gan"] = cfg.gan.w_gan * l_gan
+            loss = loss + terms["gan"]
             logs["gan_loss"] = float(l_gan.detach())
-            if cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
+            if log_step:
                 logs.update(self._diagnostics(z, table, cond, r))
-        elif cfg.diag_samples and (tick.step + 1) % cfg.train.log_every == 0:
+        elif log_step:
             logs.update(self._reward_diagnostics(z, prompts))
+        if log_step and len(terms) == 2:
+            logs.update(gradient_balance(z, terms["dimo"], terms["gan"]))
         return loss, logs
 
     @torch.no_grad()
