@@ -40,7 +40,8 @@ from softdimo.results import now, write_results  # noqa: E402
 from softdimo.train.checkpoint import list_checkpoints  # noqa: E402
 
 LOGGED = ("generator/gan_loss", "generator/dimo_loss", "generator/soft_entropy", "generator/soft_p_max",
-          "generator/soft_gap", "disc/d_acc", "disc/d_real", "disc/d_fake")
+          "generator/soft_gap", "generator/grad_z_dimo", "generator/grad_z_gan", "generator/grad_z_cos",
+          "disc/d_acc", "disc/d_real", "disc/d_fake")
 
 
 def train(cfg: str, out: Path, name: str, overrides: list[str], steps: int, every: int, threads: int) -> float:
