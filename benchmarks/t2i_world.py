@@ -81,7 +81,7 @@ from generators import GENEVAL_EVALUATOR, _per_tag  # noqa: E402
 
 from softdimo.classifier import load_shipped_classifier  # noqa: E402
 from softdimo.config import DataConfig, load_data_config, to_dict  # noqa: E402
-from softdimo.data.geneval import check_metadata  # noqa: E402
+from softdimo.data.geneval import check_metadata, interleave_tags  # noqa: E402
 from softdimo.data.prompts import heldout_prompts_interleaved, read_prompts_file  # noqa: E402
 from softdimo.eval.fid import extract_features, fid_from_features  # noqa: E402
 from softdimo.eval.geneval import GenEvalScorer  # noqa: E402
@@ -156,16 +156,6 @@ def plan_rows(args: argparse.Namespace, teacher_cfg: float | None,
     student("gumbel_reward")
     student("reward_only")
     return specs, skipped
-
-
-def interleave_tags(metadata: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The prompts with their tags interleaved (tags in order of first appearance, each tag's prompts in order),
-    so that every prefix covers every tag."""
-    by_tag: dict[str, list[dict[str, Any]]] = {}
-    for m in metadata:
-        by_tag.setdefault(m["tag"], []).append(m)
-    groups = list(by_tag.values())
-    return [g[i] for i in range(max((len(g) for g in groups), default=0)) for g in groups if i < len(g)]
 
 
 def load_prompts(prompts_file: str | None, count: int) -> list[dict[str, Any]]:

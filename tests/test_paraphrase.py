@@ -13,7 +13,8 @@ from softdimo.data import build_dataset
 from softdimo.data import geneval as ge
 from softdimo.data import paraphrase as pp
 from softdimo.data import world
-from softdimo.data.world import WorldDataset, enumerate_metadata, heldout_prompts
+from softdimo.data.prompts import heldout_prompts_interleaved
+from softdimo.data.world import WorldDataset, enumerate_metadata
 from softdimo.errors import SoftdimoError
 
 
@@ -60,9 +61,10 @@ def test_spoken_articles_and_counts() -> None:
 def test_committed_paraphrased_set_matches_its_generator() -> None:
     committed = (Path(world.__file__).with_name(world.PARAPHRASED_FILE)).read_text().splitlines()
     assert [json.loads(x) for x in committed] == world.paraphrased_heldout_prompts()
-    held = heldout_prompts()
+    held = heldout_prompts_interleaved()  # the file's order: every prefix covers the six tags
     para = world.paraphrased_heldout_prompts()
     assert len(para) == len(held) == 600
+    assert {m["tag"] for m in para[:6]} == set(ge.TAGS)
     for a, b in zip(held, para):
         assert {k: v for k, v in b.items() if k not in ("prompt", "geneval_prompt")} == \
             {k: v for k, v in a.items() if k != "prompt"}

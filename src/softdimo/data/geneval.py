@@ -183,6 +183,17 @@ def check_metadata(meta: Any) -> dict[str, Any]:
     return meta
 
 
+def interleave_tags(metadata: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metadata`` with the tags interleaved (tags in order of first appearance, each tag's prompts
+    in their order), so that every prefix covers every tag."""
+    by_tag: dict[str, list[dict[str, Any]]] = {}
+    for m in metadata:
+        by_tag.setdefault(m["tag"], []).append(m)
+    groups = list(by_tag.values())
+    return [g[i] for i in range(max((len(g) for g in groups), default=0)) for g in groups if i < len(g)]
+
+
 __all__ = ["TAGS", "COLOR_NAMES", "RELATIONS", "CLASSES", "NUMBER_WORDS", "POSITION_THRESHOLD",
            "position_offsets", "relative_position", "relation_holds", "caption", "article",
-           "single_object", "two_object", "counting", "colors", "position", "color_attr", "check_metadata"]
+           "single_object", "two_object", "counting", "colors", "position", "color_attr", "check_metadata",
+           "interleave_tags"]

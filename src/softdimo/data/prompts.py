@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..files import read_text
+from .geneval import interleave_tags
 from .world import heldout_prompts
 
 
@@ -23,11 +24,7 @@ def heldout_prompts_interleaved() -> list[dict[str, Any]]:
     The committed file lists its prompts tag by tag; interleaving makes every prefix balanced
     over the six GenEval tags, so ``--num N`` below the file's length still covers all of them.
     """
-    by_tag: dict[str, list[dict[str, Any]]] = {}
-    for m in heldout_prompts():
-        by_tag.setdefault(m["tag"], []).append(m)
-    groups = list(by_tag.values())
-    return [g[i] for i in range(max(len(g) for g in groups)) for g in groups if i < len(g)]
+    return interleave_tags(heldout_prompts())
 
 
 def read_prompts_file(path: str | Path) -> tuple[list[str], list[dict[str, Any]] | None]:

@@ -482,11 +482,12 @@ def heldout_prompts() -> list[dict[str, Any]]:
 
 
 def paraphrased_heldout_prompts(seed: int = PARAPHRASE_SEED) -> list[dict[str, Any]]:
-    """The committed held-out metadata with each prompt reworded by a held-out template (same order,
-    same checks; the GenEval caption kept under ``"geneval_prompt"``)."""
+    """The committed held-out metadata with each prompt reworded by a held-out template (same checks;
+    the GenEval caption kept under ``"geneval_prompt"``), the tags interleaved so that every prefix
+    covers all six (as ``heldout_prompts_interleaved``)."""
     rng = np.random.default_rng(seed)
-    return [{**m, "prompt": paraphrase(m, rng, "heldout"), "geneval_prompt": m["prompt"]}
-            for m in heldout_prompts()]
+    return ge.interleave_tags([{**m, "prompt": paraphrase(m, rng, "heldout"), "geneval_prompt": m["prompt"]}
+                               for m in heldout_prompts()])
 
 
 @functools.lru_cache(maxsize=1)
