@@ -15,7 +15,7 @@ from PIL import Image
 from softdimo.cli import main
 from softdimo.errors import DataError
 from softdimo.report import ReportOptions, build, build_report
-from softdimo.report.document import Table
+from softdimo.report.document import Table, Text
 from softdimo.report.grids import GridModel, GridSpec, draw
 from softdimo.report.plots import LEFT, HLine, Series, nice_step, svg_plot
 from softdimo.report.schema import ResultsDir, ResultsFile, points
@@ -291,13 +291,14 @@ def test_t2i_world_of_the_earlier_schema_is_shown_as_it_stands(tmp_path):
         "targets": {"geneval_chain": {"all_hold": False}}})))
     report = build(ReportOptions(results=str(root), out=str(tmp_path / "rep"), grids=False))
     t2i = next(s for s in report.sections if s.title.startswith("Text-to-image"))
-    assert "t2i_world.json" in t2i.files and any("earlier schema" in p for p in t2i.problems)
+    assert "t2i_world.json" in t2i.files and not any("t2i_world.json" in p for p in t2i.problems)
+    assert any(isinstance(b, Text) and "earlier version of benchmarks/t2i_world.py" in b.text for b in t2i.blocks)
     tbl = next(b for b in t2i.blocks if isinstance(b, Table) and b.title == "t2i_world.json: rows")
     assert [c.text for c in tbl.rows[0]][:3] == ["Di[M]O", "0.055", "91.500"]
     assert not any(isinstance(b, Table) and b.title.startswith("Text-to-image targets") for b in t2i.blocks)
 
 
-def test_soft_gan_mnist_of_the_earlier_schema_counts_as_not_yet_measured(tmp_path):
+def test_soft_gan_mnist_of_the_earlier_schema_is_shown_as_it_stands(tmp_path):
     root = tmp_path / "results"
     root.mkdir()
     floor = {"n": 500, "fid": 10.0, "precision": 0.8, "recall": 0.8, "evaluator": FID_EVAL}
@@ -309,10 +310,10 @@ def test_soft_gan_mnist_of_the_earlier_schema_counts_as_not_yet_measured(tmp_pat
         "targets": {"soft_beats_gumbel": True}})))
     summary = build_report(ReportOptions(results=str(root), out=str(tmp_path / "rep"), grids=False))
     md = summary.markdown.read_text()
-    assert "27.50" not in md and "39.50" not in md and "44.00" not in md
-    assert any("earlier version of benchmarks/soft_gan.py" in p and "not yet measured" in p and "--seeds" in p
-               for p in summary.problems)
-    assert "| soft_gan_mnist.json | earlier schema: not yet measured |" in md
+    assert "27.5" in md and "39.5" in md  # its measured rows, as they stand
+    assert "earlier version of benchmarks/soft_gan.py" in md and "--seeds" in md
+    assert not any("soft_gan_mnist.json" in p for p in summary.problems)
+    assert "| soft_gan_mnist.json | measured (earlier schema) |" in md
     assert "| MNIST Soft-Di[M]O FID (one step) | not yet measured |" in md
 
 

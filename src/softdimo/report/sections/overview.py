@@ -1,7 +1,7 @@
 """Overview: headline numbers (each from its results file); the inventory of results files (last section).
 
-The inventory lists every file the report expects (:data:`EXPECTED`; absent ones, and a
-``soft_gan_mnist.json`` of the benchmark's earlier schema, are "not yet measured") and every other
+The inventory lists every file the report expects (:data:`EXPECTED`; absent ones are "not yet measured", a
+``soft_gan_mnist.json`` of the benchmark's earlier schema "measured (earlier schema)") and every other
 ``*.json`` found, with its status, name, command, commit and date.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def inventory(rd: ResultsDir) -> Section:
         f = rd.peek(rel)
         status = {"ok": "measured", "missing": "not yet measured"}.get(f.status, f"malformed: {f.error}")
         if rel == soft_gan.FILE and f.ok and not soft_gan.is_current(f):
-            status = "earlier schema: not yet measured"
+            status = "measured (earlier schema)"
         inv.add(label(rel), label(status), label(f.commit[:12]), label(str(f.doc.get("started", ""))),
                 label(f"`{f.command}`" if f.ok else ""), *([label(f"`{rd.origin(rel)}`")] if several else []))
     return Section(INVENTORY_TITLE, blocks=[inv])

@@ -24,8 +24,9 @@ Inception number at one N, one evaluator, one run)::
 ``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none`` (docs/method.md §5.5); ``RUN``: a variant's
 run with one training seed (``soft-s0``, …). The ablations over seeds are shown by
 :mod:`~softdimo.report.sections.ablations` (:func:`ablation_tables`). A file without ``ablations`` and
-``soft_fid`` was written by an earlier version of the benchmark (one run per variant, no seeds): it
-counts as not yet measured (:func:`is_current`), here and in the sections that quote it.
+``soft_fid`` was written by an earlier version of the benchmark (one run per variant, no seeds): this
+section shows its numbers as they stand (:func:`earlier_blocks`), and the sections that quote the
+current keys leave it out (:func:`is_current`).
 RUN names may also sit under a ``"runs"`` object; each curve may be parallel lists ``{"steps": […],
 "<metric>": […]}``. The curve's value key is the first word of ``metric`` when the points have it,
 else their first numeric key besides ``step``; its N is ``curves.n`` or the "N = …" in ``metric``.
@@ -37,10 +38,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..document import Figure, Section, Table, label, num
+from ..document import Figure, Section, Table, Text, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, ResultsFile, as_float, points
 from .common import PRODUCED_BY, absent, finish, kv_table, list_of_dicts, rows_table, sampler_text
+from .other import file_blocks
 
 TITLE = "Soft-Di[M]O vs the teacher and Di[M]O: targets, FID vs step, soft-vs-hard diagnostics"
 FILE = "soft_gan_mnist.json"
@@ -58,22 +60,20 @@ def is_current(f: ResultsFile) -> bool:
     return f.ok and isinstance(f.metrics.get("ablations"), dict) and as_float(f.metrics.get("soft_fid")) is not None
 
 
-def absent_or_earlier(section: Section, f: ResultsFile) -> None:
-    """:func:`~.common.absent`, and a note that a file of the earlier schema counts as not yet measured."""
-    absent(section, f)
-    if f.ok and not is_current(f):
-        note = (f"`{f.rel}`: written by an earlier version of benchmarks/soft_gan.py (no metrics.ablations over "
-                f"training seeds, no metrics.soft_fid): not yet measured (produced by `{PRODUCED_BY[FILE]}`).")
-        if note not in section.problems:
-            section.problems.append(note)
+def earlier_blocks(f: ResultsFile) -> list:
+    """A measured file of the earlier schema (one run per ablation, no ``soft_fid``): its numbers as they stand."""
+    return [Text(f"`{f.rel}` was written by an earlier version of benchmarks/soft_gan.py (one run per ablation, "
+                 f"no metrics.soft_fid): shown as it stands, without the spread over training seeds or the current "
+                 f"targets; `{PRODUCED_BY[FILE]}` writes the present one."), *file_blocks(f)]
 
 
 def section(rd: ResultsDir) -> Section:
     sg = rd.file(FILE)
-    current = is_current(sg)
-    s = Section(TITLE, files=[sg.rel] if current else [])
-    absent_or_earlier(s, sg)
-    if not current:
+    s = Section(TITLE, files=[sg.rel])
+    absent(s, sg)
+    if sg.ok and not is_current(sg):
+        s.blocks += earlier_blocks(sg)
+    if not is_current(sg):
         return finish(s)
     cost = sg.get("metrics.step_cost", None, dict, required=False)
     cost_src = sg.source("wall clock, seconds per optimiser step (median of alternated runs)", (cost or {}).get("repeats"))
@@ -204,5 +204,5 @@ def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
     return out + ([last] if last.rows else [])
 
 
-__all__ = ["section", "TITLE", "FILE", "DIAGNOSTICS", "is_current", "absent_or_earlier", "comparison_table",
+__all__ = ["section", "TITLE", "FILE", "DIAGNOSTICS", "is_current", "earlier_blocks", "comparison_table",
            "ablation_tables", "runs_of", "value_key"]

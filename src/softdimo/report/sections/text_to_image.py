@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..document import Figure, Section, Table, label, num
+from ..document import Figure, Section, Table, Text, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, ResultsFile, as_float, points
 from .common import GENEVAL_TAGS, absent, finish, kv_table, list_of_dicts, method_name, rows_table, sampler_text, \
@@ -84,10 +84,9 @@ def section(rd: ResultsDir) -> Section:
 def t2i_blocks(f: ResultsFile, problems: list[str]) -> list:
     """The rows, TTEO settings, latency ratios and targets of ``t2i_world.json`` (the earlier schema generically)."""
     rows = f.get("metrics.rows", None, dict, required=False)
-    if rows is None:
-        problems.append(f"`{f.rel}`: metrics.rows is not an object keyed by row name (the earlier schema); shown "
-                        f"as it stands, without standard errors or the current targets.")
-        return file_blocks(f)
+    if rows is None:  # a measured file of the earlier schema: its numbers as they stand
+        return [Text(f"`{f.rel}` was written by an earlier version of benchmarks/t2i_world.py (rows as a list): "
+                     f"shown as it stands, without standard errors or the current targets."), *file_blocks(f)]
     named = [{**rows[k], "name": k} for k in [*T2I_ROWS, *(k for k in rows if k not in T2I_ROWS)]
              if isinstance(rows.get(k), dict)]
     skipped = f.metrics.get("skipped")
