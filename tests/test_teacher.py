@@ -247,6 +247,13 @@ def test_export_a_checkpoint_as_a_model_folder(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "tok"), "--out", str(tmp_path / "y")]) == 2
     assert "not in a <out_dir>/<command>/<run_name>" in capsys.readouterr().err
+    # a run without EMA: final/ holds the live weights, and so does the default export
+    assert main([*args, "train.ema_decay=0", "train.run_name=no-ema"]) == 0, capsys.readouterr().err
+    run0 = tmp_path / "train-teacher" / "no-ema"
+    assert main(["export", str(run0), "--out", str(tmp_path / "n2")]) == 0, capsys.readouterr().err
+    final0 = NativeTeacher.from_pretrained(run0 / "final").mdm.state_dict()
+    n2 = NativeTeacher.from_pretrained(tmp_path / "n2").mdm.state_dict()
+    assert all(torch.equal(final0[k], n2[k]) for k in final0)
 
 
 @pytest.mark.skipif(not text_encoder_available(), reason="needs transformers + the MiniLM wheel")

@@ -19,8 +19,8 @@ from typing import Any, Callable, Literal
 
 from .config import load_config
 from .errors import CheckpointError, ConfigError, SoftdimoError
-from .train import prepare_run_dir, train
 from .files import check_writable
+from .train import prepare_run_dir, train
 from .train.checkpoint import list_checkpoints, read_checkpoint, replace_dir
 from .train.loop import build_context
 from .train.rundir import run_dir_for, undo_on_bad_input, write_run_config
@@ -77,8 +77,9 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, step: int | None = N
 
     ``run_dir`` is ``<train.out_dir>/<command>/<train.run_name>``; its ``config.yaml`` rebuilds the
     stage (set-up as in training: the tokenizer, the teacher, cached token ids), the checkpoint's
-    weights are loaded, and the stage's own export writes ``out`` — the EMA copies of the stage's
-    EMA modules with ``weights="ema"`` (what ``final/`` holds), the live weights with ``"live"``.
+    weights are loaded, and the stage's own export writes ``out`` — with ``weights="ema"`` what
+    ``final/`` holds (the EMA copies of the stage's EMA modules; the live weights of a run without
+    EMA, ``train.ema_decay: 0``), with ``"live"`` the live weights.
     """
     run_dir, out = Path(run_dir), Path(out)
     command = command or run_dir.parent.name
@@ -108,13 +109,12 @@ def export_checkpoint(run_dir: str | Path, out: str | Path, step: int | None = N
     stage = build(cfg)
     stage.setup(build_context(cfg.train))
     modules = stage.modules()
-    ema = set(stage.ema_modules()) if weights == "ema" else set()
+    ema = set(stage.ema_modules()) if weights == "ema" and cfg.train.ema_decay else set()
     for name, module in modules.items():
         prefix = f"ema.{name}." if name in ema else f"{name}."
         tensors = {k[len(prefix):]: v for k, v in ck.models.items() if k.startswith(prefix)}
         if not tensors:
-            raise ConfigError(f"checkpoint-{step} holds no {prefix}* weights (a run with train.ema_decay=0 has no "
-                              f"EMA: export its live weights).")
+            raise CheckpointError(f"checkpoint-{step} of {run_dir} holds no {prefix}* weights.")
         module.load_state_dict(tensors)
     tmp = out.parent / f".tmp-export-{out.name}"  # a failed export leaves no half-written folder
     if tmp.exists():
