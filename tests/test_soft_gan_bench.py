@@ -3,7 +3,6 @@ dataset defaults, and benchmarks/soft_gan_runs.sh training exactly the runs (fol
 benchmark looks for."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -13,19 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_loader import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "soft_gan.py"
 RUNS_SCRIPT = ROOT / "benchmarks" / "soft_gan_runs.sh"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("soft_gan_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("soft_gan")
 
 
 def ablation(mean: float, sd: float | None) -> dict:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from bench_loader import load_benchmark
 
 from softdimo.distill import OneStepSampler, OneStepStudent
 from softdimo.mdm import MDM_PRESETS, MaskedTransformer
@@ -23,20 +22,11 @@ from softdimo.tteo import TTEOConfig, load_tteo_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "t2i_world.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("t2i_world_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_bench()
+    return load_benchmark("t2i_world")
 
 
 class Brightness:

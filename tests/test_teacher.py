@@ -206,13 +206,18 @@ def test_stage_config_errors(tmp_path):
             train(TeacherStage(cfg), cfg.train, tmp_path / "run", progress=False)
 
 
-def test_train_teacher_command(tmp_path, capsys):
+def tiny_mnist_teacher_args(tmp_path, *overrides: str) -> list[str]:
+    """``train-teacher`` of a tiny MNIST teacher (2 steps) on a fresh tokenizer saved in ``tmp_path/tok``."""
     torch.manual_seed(0)
     VQTokenizer(TOK28).save_pretrained(tmp_path / "tok")
-    args = ["train-teacher", "--config", str(config_path("mnist", "teacher.yaml")), f"tokenizer={tmp_path / 'tok'}",
+    return ["train-teacher", "--config", str(config_path("mnist", "teacher.yaml")), f"tokenizer={tmp_path / 'tok'}",
             "model.num_tokens=16", "model.hidden=32", "model.depth=1", "model.heads=2", "max_train_images=64",
             "token_cache=false", "train.max_steps=2", "train.batch_size=8", "train.sample_every=0",
-            "train.checkpoint_every=0", "train.threads=1", f"train.out_dir={tmp_path}", "--no-progress"]
+            "train.threads=1", f"train.out_dir={tmp_path}", "--no-progress", *overrides]
+
+
+def test_train_teacher_command(tmp_path, capsys):
+    args = tiny_mnist_teacher_args(tmp_path, "train.checkpoint_every=0")
     assert main(args) == 0, capsys.readouterr().err
     t = NativeTeacher.from_pretrained(tmp_path / "train-teacher" / "mnist-teacher" / "final")
     assert t.grid == (7, 7) and t.sampler.steps == 16 and t.sampler.cfg_scale == 2.0
@@ -220,13 +225,7 @@ def test_train_teacher_command(tmp_path, capsys):
 
 
 def test_export_a_checkpoint_as_a_model_folder(tmp_path, capsys):
-    torch.manual_seed(0)
-    VQTokenizer(TOK28).save_pretrained(tmp_path / "tok")
-    args = ["train-teacher", "--config", str(config_path("mnist", "teacher.yaml")), f"tokenizer={tmp_path / 'tok'}",
-            "model.num_tokens=16", "model.hidden=32", "model.depth=1", "model.heads=2", "max_train_images=64",
-            "token_cache=false", "train.max_steps=2", "train.batch_size=8", "train.sample_every=0",
-            "train.checkpoint_every=1", "train.checkpoints_total_limit=0", "train.threads=1",
-            f"train.out_dir={tmp_path}", "--no-progress"]
+    args = tiny_mnist_teacher_args(tmp_path, "train.checkpoint_every=1", "train.checkpoints_total_limit=0")
     assert main(args) == 0, capsys.readouterr().err
     run = tmp_path / "train-teacher" / "mnist-teacher"
     final = NativeTeacher.from_pretrained(run / "final").mdm.state_dict()

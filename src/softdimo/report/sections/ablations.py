@@ -4,8 +4,8 @@ Reads ``dimo_mnist.json``: ``metrics.beta_table`` (present when the run had β s
 ``classifier_score``, optional ``fid``/``precision``/``recall``}}) and ``metrics.temperature_sweeps``
 ({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}}); and ``soft_gan_mnist.json``:
 ``metrics.ablations`` (soft, Gumbel-ST, GAN only, mask [0, 0]: FID per training seed, mean and sd; schema
-and tables in :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema counts as not yet
-measured).
+and tables in :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema is left out here, and
+that section shows it as it stands).
 """
 from __future__ import annotations
 

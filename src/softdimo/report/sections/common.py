@@ -60,18 +60,6 @@ def method_name(model: Any) -> str:
     return text.rstrip("/").split("/")[-1] or "?"
 
 
-def row_kind(row: dict[str, Any]) -> str:
-    """A row's ``kind``, or one read from its label: teacher, dimo, soft, gumbel, gan_only, mask_none (else "")."""
-    if isinstance(row.get("kind"), str):
-        return row["kind"]
-    text = str(row.get("label", "")).lower()
-    for key, kind in (("gumbel", "gumbel"), ("gan only", "gan_only"), ("gan-only", "gan_only"), ("mask", "mask_none"),
-                      ("soft", "soft"), ("teacher", "teacher"), ("di[m]o", "dimo"), ("dimo", "dimo")):
-        if key in text:
-            return kind
-    return ""
-
-
 def sampler_text(row: dict[str, Any]) -> str:
     """``"N=16, cfg 1.5"`` or ``"1 step, τ 5"`` from a row's ``sampler`` (else ``options``)."""
     s = row.get("sampler") if isinstance(row.get("sampler"), dict) else {}
@@ -165,5 +153,5 @@ def flatten(obj: Any, prefix: str = "", depth: int = 3) -> list[tuple[str, Any]]
     return out
 
 
-__all__ = ["GENEVAL_TAGS", "PRODUCED_BY", "absent", "finish", "method_name", "row_kind", "sampler_text", "speed_source",
+__all__ = ["GENEVAL_TAGS", "PRODUCED_BY", "absent", "finish", "method_name", "sampler_text", "speed_source",
            "rows_table", "list_of_dicts", "kv_table", "flatten"]
