@@ -2,8 +2,8 @@
 
     python benchmarks/generators.py --preset teacher_mnist --teacher checkpoints/teacher-mnist \
         --num 2000 --json benchmarks/results/teacher_mnist.json
-    python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world \
-        --images-per-prompt 4 --json benchmarks/results/teacher_world.json
+    python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world-slots \
+        --data-config configs/world_slots/teacher.yaml --images-per-prompt 4 --json benchmarks/results/teacher_world.json
     python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist \
         --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
     python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world
@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from softdimo.config import DataConfig, to_dict
+from softdimo.config import DataConfig, load_data_config, to_dict
 from softdimo.evaluate import evaluate
 from softdimo.eval.speed import SpeedResult, measure_speed
 from softdimo.results import now, write_results
@@ -286,6 +286,17 @@ def world_prompts(args: argparse.Namespace, gen: Any) -> tuple[list[dict[str, An
     return prompts, subset, num
 
 
+def world_data(args: argparse.Namespace) -> DataConfig:
+    """The digit world a world preset records and scores against: ``--data-config``'s ``data:``
+    section (e.g. the slots layout), else the default (free-layout) world."""
+    if not args.data_config:
+        return DataConfig(dataset="world")
+    data = load_data_config(args.data_config)
+    if data.dataset != "world":
+        raise SystemExit(f"--data-config {args.data_config} describes dataset {data.dataset!r}, not the digit world.")
+    return data
+
+
 def _per_tag(prompts: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for m in prompts:
@@ -301,7 +312,7 @@ def _text_teacher(path: str) -> tuple[dict[str, Any], Any]:
 
 
 def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    data = DataConfig(dataset="world")
+    data = world_data(args)
     teacher = str(args.teacher)
     default_sampler, gen = _text_teacher(teacher)
     default_cfg = float(default_sampler["cfg_scale"])
@@ -544,7 +555,7 @@ def dimo_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     student is scored on the full prompt set like the teacher rows. Speed: the teacher at 16 steps
     with its CFG against every student, side by side.
     """
-    data = DataConfig(dataset="world")
+    data = world_data(args)
     teacher = str(args.teacher)
     default_sampler, gen = _text_teacher(teacher)
     cfg = float(default_sampler["cfg_scale"])
@@ -635,6 +646,8 @@ def main() -> None:
     ap.add_argument("--cfg-sweep", type=_floats, help="CFG scales at 16 steps (default 1,1.5,2,3 / 1,2,3)")
     ap.add_argument("--images-per-prompt", type=int, default=4, help="teacher_world: images of every prompt")
     ap.add_argument("--max-prompts", type=int, help="teacher_world: first P held-out prompts only (quick checks)")
+    ap.add_argument("--data-config", help="teacher_world / dimo_world: YAML whose data: section is the digit world "
+                                          "(e.g. configs/world_slots/teacher.yaml); default the free-layout world")
     ap.add_argument("--students", help="dimo_*: LABEL=PATH one-step students (comma-separated; default "
                                          "dimo=checkpoints/dimo-mnist or -world)")
     ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")
@@ -663,6 +676,8 @@ def main() -> None:
     fn, defaults = PRESETS[args.preset]
     if args.preset in ("teacher_world", "dimo_world") and args.num is not None:
         ap.error("--num is for teacher_mnist; teacher_world uses N = prompts × --images-per-prompt.")
+    if args.data_config and args.preset not in ("teacher_world", "dimo_world"):
+        ap.error("--data-config is for the world presets (teacher_world, dimo_world).")
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
