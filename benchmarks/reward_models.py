@@ -4,10 +4,13 @@
         --json benchmarks/results/reward_attribute_world.json
     python benchmarks/reward_models.py --kind miniclip --model checkpoints/reward-miniclip-world \
         --json benchmarks/results/reward_miniclip_world.json
+    python benchmarks/reward_models.py --kind attribute --model checkpoints/reward-attribute-world-slots \
+        --data-config configs/world_slots/reward_attribute.yaml --tokenizer checkpoints/tokenizer-world-slots \
+        --json benchmarks/results/reward_attribute_world_slots.json
 
 * ``top1`` / ``pairwise`` per GenEval tag and overall (:func:`softdimo.rewards.evaluate.evaluate_reward`)
   on the first ``--scenes`` digit-world **test** scenes (world seed 0, 32 px; digits from MNIST
-  test): is the best prompt of the tag's whole prompt space right; does the true caption beat a
+  test; the layout of ``--data-config``, default free): is the best prompt of the tag's whole prompt space right; does the true caption beat a
   random mismatched caption of the same tag (chance 0.5);
 * ``mnist_label_top1``: the first ``--mnist`` MNIST test digits (grey, read as white digits on the
   world canvas) against the ten prompts "a photo of a 0" … "a photo of a 9": the path class-label
@@ -24,7 +27,9 @@ import time
 
 import torch
 
-from softdimo.config import DataConfig
+from dataclasses import replace
+
+from softdimo.config import DataConfig, load_data_config, to_dict
 from softdimo.data import build_dataset
 from softdimo.results import now, write_results
 from softdimo.rewards import RewardTermConfig, build_reward
@@ -71,18 +76,21 @@ def main() -> None:
     ap.add_argument("--mnist", type=int, default=2000)
     ap.add_argument("--tokenizer", help="also score tokenizer reconstructions (e.g. checkpoints/tokenizer-world)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-config", help="YAML whose data: section is the digit world of the test scenes (e.g. "
+                                          "configs/world_slots/reward_attribute.yaml); default the free-layout world")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
     reward = build_reward(RewardTermConfig(kind=args.kind, path=args.model, normalize="none"))
-    scenes = render_scenes(DataConfig(dataset="world", world_test_size=args.scenes), "test")
+    world = load_data_config(args.data_config) if args.data_config else DataConfig(dataset="world")
+    if world.dataset != "world":
+        ap.error(f"--data-config {args.data_config} describes dataset {world.dataset!r}, not the digit world.")
+    scenes = render_scenes(replace(world, world_test_size=args.scenes), "test")
     metrics: dict = dict(evaluate_reward(reward, scenes, seed=0))
     metrics["mnist_label_top1"] = mnist_label_top1(reward, args.mnist)
     if args.kind == "attribute":
         metrics.update(head_accuracy(reward, scenes))
     if args.tokenizer:
-        from dataclasses import replace
-
         from softdimo.tokenizer import VQTokenizer
 
         tok = VQTokenizer.from_pretrained(args.tokenizer).eval()
@@ -95,7 +103,8 @@ def main() -> None:
     metrics.update({"scenes": args.scenes, "mnist_digits": args.mnist})
     write_results(args.json, f"reward_{args.kind}_world", metrics,
                   config={"kind": args.kind, "model": args.model, "scenes": args.scenes, "world_seed": 0,
-                          "split": "test", "mnist": args.mnist, "tokenizer": args.tokenizer},
+                          "split": "test", "mnist": args.mnist, "tokenizer": args.tokenizer,
+                          "data": to_dict(replace(world, world_test_size=args.scenes))},
                   started=started, seconds=time.time() - t0)
     for k, v in metrics.items():
         print(f"{k:>28}: {v:.4f}" if isinstance(v, float) else f"{k:>28}: {v}")
