@@ -65,3 +65,25 @@ def test_budgets_and_curve_steps():
     assert curve_steps(150, 3) == [50, 100, 150]
     assert curve_steps(2, 1) == [2]
     assert curve_steps(2, 4) == [1, 2]
+
+
+def test_soft_gan_stage_finds_the_one_shipped_gan_refinement_of_its_student(tmp_path):
+    from softdimo.demo.soft_gan import refined_student
+
+    def student(name, refined_from=None, w_gan=0.0):
+        (tmp_path / name).mkdir()
+        dist = {"teacher": "checkpoints/teacher-mnist"}
+        if refined_from:
+            dist |= {"refined_from": refined_from, "refine": {"gan": {"w_gan": w_gan}}}
+        (tmp_path / name / "student.json").write_text(json.dumps({"kind": "dimo-student", "distillation": dist}))
+
+    student("dimo-mnist")
+    student("reward-only", "checkpoints/dimo-mnist", 0.0)  # refined without a GAN: not the stage's "after"
+    with pytest.raises(DataError, match="holds no student refined from checkpoints/dimo-mnist"):
+        refined_student("checkpoints/dimo-mnist", tmp_path)
+    student("soft-dimo-mnist", "checkpoints/dimo-mnist", 10.0)
+    assert refined_student("checkpoints/dimo-mnist", tmp_path) == tmp_path / "soft-dimo-mnist"
+    student("soft-dimo-mnist-b", "checkpoints/dimo-mnist", 1.0)
+    with pytest.raises(DataError, match="holds 2 "):
+        refined_student("checkpoints/dimo-mnist", tmp_path)
+    assert refined_student("checkpoints/dimo-mnist") == project_root() / "checkpoints" / "soft-dimo-mnist"

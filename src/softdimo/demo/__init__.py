@@ -9,8 +9,8 @@ Starting from the shipped checkpoints, each stage reports a before → after num
    one-step students, timed side by side, with their quality at the same N;
 3. **Di[M]O** (:mod:`.dimo_curve`): a short distillation of ``teacher-mnist`` shown as what it is,
    a learning curve from step 0;
-4. **Soft-Di[M]O GAN** (:mod:`.soft_gan`): a short GAN refinement of the shipped Di[M]O student,
-   domain FID before → after;
+4. **Soft-Di[M]O GAN** (:mod:`.soft_gan`): the shipped Di[M]O student and its shipped GAN
+   refinement, domain FID of each measured in the run;
 5. **reward fine-tuning** (:mod:`.reward`): the shipped text-to-image student, GenEval-like score
    on held-out prompts before → after;
 6. **TTEO + best-of-N** (:mod:`.tteo_stage`): the same score, one step → TTEO;

@@ -16,34 +16,32 @@ class DemoBudget:
     """Steps, sample counts and batch sizes of one demo size."""
 
     recon_num: int  # test images per tokenizer (PSNR)
-    eval_num: int  # N of the MNIST domain FID / classifier score (one-step vs N steps, GAN stage)
+    eval_num: int  # N of the MNIST domain FID / classifier score (one-step vs N steps, Soft-Di[M]O stage)
     world_prompts: int  # held-out digit-world prompts scored by the GenEval-like scorer (one image each)
     speed_batch: int  # batch size of the side-by-side timing
     speed_repeats: int  # timed calls per row (median)
     dimo_steps: int  # the short Di[M]O run shown as a learning curve
     dimo_points: int  # curve points after step 0 (evenly spaced up to dimo_steps)
     curve_num: int  # N of each curve point (domain FID)
-    gan_steps: int  # Soft-Di[M]O GAN refinement of the shipped Di[M]O student
     reward_steps: int  # reward fine-tuning of the shipped Di[M]O text-to-image student
     batch_size: int  # global batch of every training stage
-    max_real_images: int  # real MNIST images the GAN's discriminator reads (tokenized once)
     tteo_iters: int  # TTEO SGD steps per candidate
     best_of: int  # TTEO candidates per prompt
-    temperatures: tuple[float, ...]  # one-step τ tried for each student of the GAN stage (best τ reported)
+    temperatures: tuple[float, ...]  # one-step τ tried for each student of the Soft-Di[M]O stage (best τ reported)
     grid_per_condition: int = 2  # rows of samples per model in the pictures
     threads: int = 0  # torch threads (0 = torch's default: all cores)
 
 
 BUDGETS: dict[str, DemoBudget] = {
     "tiny": DemoBudget(recon_num=16, eval_num=16, world_prompts=6, speed_batch=4, speed_repeats=1, dimo_steps=2,
-                       dimo_points=1, curve_num=16, gan_steps=2, reward_steps=2, batch_size=4, max_real_images=64,
+                       dimo_points=1, curve_num=16, reward_steps=2, batch_size=4,
                        tteo_iters=1, best_of=2, temperatures=(1.0, 2.0), grid_per_condition=1, threads=1),
     "default": DemoBudget(recon_num=500, eval_num=500, world_prompts=240, speed_batch=32, speed_repeats=3,
-                          dimo_steps=100, dimo_points=2, curve_num=300, gan_steps=200, reward_steps=50, batch_size=32,
-                          max_real_images=10000, tteo_iters=2, best_of=4, temperatures=(1.0, 2.0, 3.0, 5.0)),
+                          dimo_steps=60, dimo_points=2, curve_num=300, reward_steps=50, batch_size=32,
+                          tteo_iters=2, best_of=4, temperatures=(1.0, 2.0, 3.0, 5.0)),
     "full": DemoBudget(recon_num=2000, eval_num=2000, world_prompts=600, speed_batch=64, speed_repeats=5,
-                       dimo_steps=1000, dimo_points=5, curve_num=1000, gan_steps=600, reward_steps=300, batch_size=32,
-                       max_real_images=0, tteo_iters=4, best_of=4, temperatures=(1.0, 2.0, 3.0, 5.0)),
+                       dimo_steps=1000, dimo_points=5, curve_num=1000, reward_steps=300, batch_size=32,
+                       tteo_iters=4, best_of=4, temperatures=(1.0, 2.0, 3.0, 5.0)),
 }
 
 

@@ -98,7 +98,7 @@ def run_demo(out_dir: str | Path = "runs/demo", tiny: bool = False, progress: bo
                   if s.before and s.after else f"{fam.teacher.name}: no student")
     step(f"Di[M]O from scratch on teacher-mnist: a learning curve over {budget.dimo_steps} steps")
     stages.append(dimo_curve_stage(out, results, budget, step, quiet))
-    step(f"Soft-Di[M]O: GAN refinement of the shipped Di[M]O student ({budget.gan_steps} steps)")
+    step("Soft-Di[M]O: the shipped Di[M]O student and its shipped GAN refinement")
     stages.append(soft_gan_stage(out, results, budget, step, quiet))
     step(f"reward fine-tuning of the shipped text-to-image student ({budget.reward_steps} steps)")
     stages.append(reward_stage(out, results, budget, step, quiet))

@@ -1,24 +1,27 @@
-"""Demo stage: Soft-Di[M]O GAN refinement of the shipped Di[M]O student.
+"""Demo stage: what Soft-Di[M]O GAN refinement did to the shipped Di[M]O student.
 
-A short ``softdimo refine`` with the ``configs/mnist/soft_gan.yaml`` preset: the preset's Di[M]O
-student (the shipped ``dimo-mnist``) keeps its Di[M]O term and gains a GAN whose discriminator is
-the frozen teacher read through soft embeddings; the real side is the first ``max_real_images``
-MNIST training images, tokenized once (a disk cache keyed by the tokenizer). Before → after:
-domain FID of the student before and after the run, each at its best one-step temperature τ over
-the same short list (N images, the same seed for every τ and both models), so that neither side
-is handicapped by a τ chosen for the other.
+Before: the Di[M]O student that the ``configs/mnist/soft_gan.yaml`` preset refines (its ``student``
+key, the shipped ``dimo-mnist``). After: the shipped student that a run of that preset made from it
+(the folder under ``checkpoints/`` whose ``student.json`` says ``refined_from`` that student with a
+GAN weight above zero; its model card gives the command). Both are measured in this run: domain
+FID of N one-step images, each student at its best temperature τ over the same short list (the
+same seed for every τ and both models), so that neither side is handicapped by a τ chosen for the
+other. No training happens here: the refinement that made the shipped student took hundreds of
+steps (its card), far beyond a demo's minutes, and a few dozen steps would show noise.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from ..config import load_config
-from ..paths import config_path
-from ..run import TRAIN_COMMANDS, run_training
+from ..errors import DataError
+from ..paths import config_path, project_root
+from ..run import TRAIN_COMMANDS
 from ..sample import SamplingOptions
-from .budget import DemoBudget, short_run_overrides
+from .budget import DemoBudget
 from .measure import DOMAIN_EVALUATOR, Model, mnist_quality, picture
 from .stage import Progress, StageResult
 
@@ -29,6 +32,27 @@ def preset_student() -> str:
     """The Di[M]O student the preset refines (its ``student`` key)."""
     cfg_cls, _ = TRAIN_COMMANDS["refine"].load()
     return str(load_config(cfg_cls, str(config_path(*PRESET)), []).student)
+
+
+def refined_student(student: str, root: str | Path | None = None) -> Path:
+    """The shipped folder under ``root`` (default ``checkpoints/``) refined from ``student`` with a GAN.
+
+    Read from each folder's ``student.json``: ``distillation.refined_from`` names ``student`` and
+    ``distillation.refine.gan.w_gan`` is above zero. Raises :class:`DataError` when none or several match.
+    """
+    root = Path(root) if root is not None else project_root() / "checkpoints"
+    found = []
+    for manifest in sorted(root.glob("*/student.json")):
+        dist = json.loads(manifest.read_text()).get("distillation", {})
+        gan = dist.get("refine", {}).get("gan", {})
+        if dist.get("refined_from") == student and float(gan.get("w_gan", 0.0)) > 0:
+            found.append(manifest.parent)
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
+        raise DataError(f"{root} holds {what} student refined from {student} with a GAN; the demo's Soft-Di[M]O "
+                        f"stage compares exactly one such student with its start. Train one with "
+                        f"`softdimo refine --config configs/mnist/soft_gan.yaml` and copy its final/ there.")
+    return found[0]
 
 
 def best_temperature(label: str, path: str, budget: DemoBudget) -> tuple[float, dict[str, float], list[dict[str, Any]]]:
@@ -43,33 +67,33 @@ def best_temperature(label: str, path: str, budget: DemoBudget) -> tuple[float, 
 
 def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: Progress,
                    quiet: bool = True) -> StageResult:
-    """Refine the preset's Di[M]O student with the teacher GAN; best-τ domain FID before and after."""
+    """The shipped Di[M]O student and its shipped Soft-Di[M]O refinement; best-τ domain FID of each."""
+    del out_dir, quiet  # no run folder: both students are shipped
     t0 = time.time()
     student = preset_student()
-    name = Path(student).name
+    refined = refined_student(student)
+    name, soft = Path(student).name, refined.name
     tau0, q0, rows0 = best_temperature(f"{name} (before)", student, budget)
     progress.line(f"{name}: domain FID {q0['domain_fid']:.1f} at τ {tau0:g}")
-    steps = budget.gan_steps
-    res = run_training("refine", str(config_path(*PRESET)),
-                       short_run_overrides(budget, out_dir, "mnist-soft-gan", steps)
-                       + [f"max_real_images={budget.max_real_images}"], resume=False, progress=not quiet)
-    tau1, q1, rows1 = best_temperature(f"{name} + GAN, {steps} steps (after)", str(res.final_dir), budget)
-    progress.line(f"refined: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
-    before = Model(f"{name} (before), τ {tau0:g}", student, SamplingOptions(temperature=tau0))
-    after = Model(f"+ Soft-Di[M]O GAN, {steps} steps, τ {tau1:g}", str(res.final_dir), SamplingOptions(temperature=tau1))
+    tau1, q1, rows1 = best_temperature(f"{soft} (after)", str(refined), budget)
+    progress.line(f"{soft}: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
+    steps = json.loads((refined / "student.json").read_text())["distillation"].get("steps")
+    before = Model(f"{name}, τ {tau0:g}", student, SamplingOptions(temperature=tau0))
+    after = Model(f"{soft}, τ {tau1:g}", str(refined), SamplingOptions(temperature=tau1))
     pic = picture("Before and after the GAN refinement (each at its best τ)", [before, after], "class", results,
                   "soft-gan", budget.grid_per_condition)
     return StageResult(
-        name="soft_gan", title=f"Soft-Di[M]O: GAN refinement of {name} on the frozen teacher ({steps} steps)",
+        name="soft_gan", title=f"Soft-Di[M]O: {name} refined with a GAN on the frozen teacher ({soft})",
         metric="domain FID", higher_is_better=False, before=q0["domain_fid"], after=q1["domain_fid"],
-        before_label=f"{name}, τ {tau0:g}", after_label=f"refined for {steps} steps, τ {tau1:g}",
+        before_label=f"{name}, τ {tau0:g}", after_label=f"{soft}, τ {tau1:g}",
         evaluator=DOMAIN_EVALUATOR, n=budget.eval_num, rows=rows0 + rows1, pictures=[pic],
-        note=(f"Each student at its best one-step τ of {', '.join(f'{t:g}' for t in budget.temperatures)} (same N, "
-              f"same seed). Real images: the first {budget.max_real_images or 'all'} MNIST training digits; "
-              f"batch {budget.batch_size}, preset configs/mnist/soft_gan.yaml."),
-        seconds=time.time() - t0, extra={"run": str(res.run_dir), "student": student,
+        note=(f"Both students shipped; {soft} is {name} after {steps} refinement steps of the preset "
+              f"configs/mnist/soft_gan.yaml (its model card gives the command and its standard-Inception FID). "
+              f"Each at its best one-step τ of {', '.join(f'{t:g}' for t in budget.temperatures)}, measured "
+              f"here with the same N and seed."),
+        seconds=time.time() - t0, extra={"student": student, "refined": str(refined), "refine_steps": steps,
                                          "classifier_score_before": q0["classifier_score"],
                                          "classifier_score_after": q1["classifier_score"]})
 
 
-__all__ = ["soft_gan_stage", "best_temperature", "preset_student", "PRESET"]
+__all__ = ["soft_gan_stage", "best_temperature", "preset_student", "refined_student", "PRESET"]
