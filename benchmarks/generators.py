@@ -286,14 +286,14 @@ def world_prompts(args: argparse.Namespace, gen: Any) -> tuple[list[dict[str, An
     return prompts, subset, num
 
 
-def world_data(args: argparse.Namespace) -> DataConfig:
-    """The digit world a world preset records and scores against: ``--data-config``'s ``data:``
-    section (e.g. the slots layout), else the default (free-layout) world."""
-    if not args.data_config:
+def world_data(data_config: str | None) -> DataConfig:
+    """The digit world a world benchmark records and scores against: the ``data:`` section of
+    ``--data-config`` (e.g. the slots layout), else the default (free-layout) world."""
+    if not data_config:
         return DataConfig(dataset="world")
-    data = load_data_config(args.data_config)
+    data = load_data_config(data_config)
     if data.dataset != "world":
-        raise SystemExit(f"--data-config {args.data_config} describes dataset {data.dataset!r}, not the digit world.")
+        raise SystemExit(f"--data-config {data_config} describes dataset {data.dataset!r}, not the digit world.")
     return data
 
 
@@ -312,7 +312,7 @@ def _text_teacher(path: str) -> tuple[dict[str, Any], Any]:
 
 
 def teacher_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    data = world_data(args)
+    data = world_data(args.data_config)
     teacher = str(args.teacher)
     default_sampler, gen = _text_teacher(teacher)
     default_cfg = float(default_sampler["cfg_scale"])
@@ -555,7 +555,7 @@ def dimo_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     student is scored on the full prompt set like the teacher rows. Speed: the teacher at 16 steps
     with its CFG against every student, side by side.
     """
-    data = world_data(args)
+    data = world_data(args.data_config)
     teacher = str(args.teacher)
     default_sampler, gen = _text_teacher(teacher)
     cfg = float(default_sampler["cfg_scale"])

@@ -10,8 +10,9 @@
 
 * ``top1`` / ``pairwise`` per GenEval tag and overall (:func:`softdimo.rewards.evaluate.evaluate_reward`)
   on the first ``--scenes`` digit-world **test** scenes (world seed 0, 32 px; digits from MNIST
-  test; the layout of ``--data-config``, default free): is the best prompt of the tag's whole prompt space right; does the true caption beat a
-  random mismatched caption of the same tag (chance 0.5);
+  test; the layout of ``--data-config``, default free): is the best prompt of the tag's whole
+  prompt space right; does the true caption beat a random mismatched caption of the same tag
+  (chance 0.5);
 * ``mnist_label_top1``: the first ``--mnist`` MNIST test digits (grey, read as white digits on the
   world canvas) against the ten prompts "a photo of a 0" … "a photo of a 9": the path class-label
   models use;
@@ -23,19 +24,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from dataclasses import replace
-
-from softdimo.config import DataConfig, load_data_config, to_dict
+from softdimo.config import DataConfig, to_dict
 from softdimo.data import build_dataset
 from softdimo.results import now, write_results
 from softdimo.rewards import RewardTermConfig, build_reward
 from softdimo.rewards.evaluate import evaluate_reward
 from softdimo.rewards.inputs import label_prompts
 from softdimo.rewards.scenes import render_scenes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generators import world_data  # noqa: E402
 
 
 @torch.no_grad()
@@ -82,10 +87,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
     reward = build_reward(RewardTermConfig(kind=args.kind, path=args.model, normalize="none"))
-    world = load_data_config(args.data_config) if args.data_config else DataConfig(dataset="world")
-    if world.dataset != "world":
-        ap.error(f"--data-config {args.data_config} describes dataset {world.dataset!r}, not the digit world.")
-    scenes = render_scenes(replace(world, world_test_size=args.scenes), "test")
+    world = replace(world_data(args.data_config), world_test_size=args.scenes)
+    scenes = render_scenes(world, "test")
     metrics: dict = dict(evaluate_reward(reward, scenes, seed=0))
     metrics["mnist_label_top1"] = mnist_label_top1(reward, args.mnist)
     if args.kind == "attribute":
@@ -104,7 +107,7 @@ def main() -> None:
     write_results(args.json, f"reward_{args.kind}_world", metrics,
                   config={"kind": args.kind, "model": args.model, "scenes": args.scenes, "world_seed": 0,
                           "split": "test", "mnist": args.mnist, "tokenizer": args.tokenizer,
-                          "data": to_dict(replace(world, world_test_size=args.scenes))},
+                          "data": to_dict(world)},
                   started=started, seconds=time.time() - t0)
     for k, v in metrics.items():
         print(f"{k:>28}: {v:.4f}" if isinstance(v, float) else f"{k:>28}: {v}")

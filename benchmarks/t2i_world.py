@@ -77,10 +77,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generators import GENEVAL_EVALUATOR, _per_tag  # noqa: E402
+from generators import GENEVAL_EVALUATOR, _per_tag, world_data  # noqa: E402
 
 from softdimo.classifier import load_shipped_classifier  # noqa: E402
-from softdimo.config import DataConfig, load_data_config, to_dict  # noqa: E402
+from softdimo.config import DataConfig, to_dict  # noqa: E402
 from softdimo.data.geneval import check_metadata, interleave_tags  # noqa: E402
 from softdimo.data.prompts import heldout_prompts_interleaved, read_prompts_file  # noqa: E402
 from softdimo.eval.fid import extract_features, fid_from_features  # noqa: E402
@@ -398,9 +398,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     if tteo_cfg.iters < 1:
         raise SystemExit(f"the tteo row needs ≥ 1 iteration ({args.tteo_config} or --tteo-iters gives "
                          f"{tteo_cfg.iters}); 0 iterations is the best_of_n row.")
-    data = load_data_config(args.data_config) if args.data_config else DataConfig(dataset="world")
-    if data.dataset != "world":
-        raise SystemExit(f"--data-config {args.data_config} describes dataset {data.dataset!r}, not the digit world.")
+    data = world_data(args.data_config)
     gens: dict[str, ImageGenerator] = {}
     cfg = args.teacher_cfg
     if args.teacher:

@@ -11,7 +11,6 @@ steps (its card), far beyond a demo's minutes, and a few dozen steps would show 
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ..errors import DataError
 from ..paths import config_path, project_root
 from ..run import TRAIN_COMMANDS
 from ..sample import SamplingOptions
+from ..teachers.catalog import catalog, entry
 from .budget import DemoBudget
 from .measure import DOMAIN_EVALUATOR, Model, mnist_quality, picture
 from .stage import Progress, StageResult
@@ -37,16 +37,13 @@ def preset_student() -> str:
 def refined_student(student: str, root: str | Path | None = None) -> Path:
     """The shipped folder under ``root`` (default ``checkpoints/``) refined from ``student`` with a GAN.
 
-    Read from each folder's ``student.json``: ``distillation.refined_from`` names ``student`` and
-    ``distillation.refine.gan.w_gan`` is above zero. Raises :class:`DataError` when none or several match.
+    Read from each student's ``distillation`` record (:func:`~softdimo.teachers.catalog.catalog`):
+    ``refined_from`` names ``student`` and ``refine.gan.w_gan`` is above zero. Raises
+    :class:`DataError` when none or several match.
     """
     root = Path(root) if root is not None else project_root() / "checkpoints"
-    found = []
-    for manifest in sorted(root.glob("*/student.json")):
-        dist = json.loads(manifest.read_text()).get("distillation", {})
-        gan = dist.get("refine", {}).get("gan", {})
-        if dist.get("refined_from") == student and float(gan.get("w_gan", 0.0)) > 0:
-            found.append(manifest.parent)
+    found = [e.path for e in catalog(root) if e.provenance.get("refined_from") == student
+             and float(e.provenance.get("refine", {}).get("gan", {}).get("w_gan", 0.0)) > 0]
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
         raise DataError(f"{root} holds {what} student refined from {student} with a GAN; the demo's Soft-Di[M]O "
@@ -77,7 +74,7 @@ def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: P
     progress.line(f"{name}: domain FID {q0['domain_fid']:.1f} at τ {tau0:g}")
     tau1, q1, rows1 = best_temperature(f"{soft} (after)", str(refined), budget)
     progress.line(f"{soft}: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
-    steps = json.loads((refined / "student.json").read_text())["distillation"].get("steps")
+    steps = entry(refined).provenance.get("steps")
     before = Model(f"{name}, τ {tau0:g}", student, SamplingOptions(temperature=tau0))
     after = Model(f"{soft}, τ {tau1:g}", str(refined), SamplingOptions(temperature=tau1))
     pic = picture("Before and after the GAN refinement (each at its best τ)", [before, after], "class", results,
