@@ -6,7 +6,8 @@
 * ``mnist_test_accuracy``: argmax accuracy on all 10,000 MNIST test images (as stored, no
   augmentation);
 * ``world_crop_accuracy``: argmax accuracy on every digit of the first ``--world-scenes``
-  digit-world *test* scenes (``world_seed`` 0, 32 px; their digits come from MNIST test): each
+  digit-world *test* scenes (``world_seed`` 0, 32 px, the layout of ``--world-layout``, default
+  the world's slots layout; their digits come from MNIST test): each
   digit is cut out with its ground-truth box, turned into a grey ink map (distance from the
   background, foreground threshold 0.1) and framed like MNIST (``softdimo.classifier.crops``),
   exactly the input the GenEval-like scorer gives the classifier;
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--model", default="checkpoints/classifier-mnist")
     ap.add_argument("--json", default="benchmarks/results/classifier_mnist.json")
     ap.add_argument("--world-scenes", type=int, default=10000)
+    ap.add_argument("--world-layout", choices=("slots", "free"), default="slots",
+                    help="layout of the world scenes the crops are cut from (data.world_layout)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     if args.threads:
@@ -52,7 +55,7 @@ def main() -> None:
     model = DigitClassifier.from_pretrained(args.model).eval()
     test = build_dataset(DataConfig(dataset="mnist"), "test")
     metrics = accuracy_report(model, test.images_uint8(), test.labels, "mnist_test")
-    crop_cfg = WorldCropConfig(scenes=args.world_scenes, size_px=32, seed=0)
+    crop_cfg = WorldCropConfig(scenes=args.world_scenes, size_px=32, seed=0, layout=args.world_layout)
     images, labels = world_crops(crop_cfg, "test")
     metrics.update(accuracy_report(model, images, labels, "world_crop"))
     metrics["world_scenes"] = args.world_scenes

@@ -2,8 +2,8 @@
 
     python benchmarks/generators.py --preset teacher_mnist --teacher checkpoints/teacher-mnist \
         --num 2000 --json benchmarks/results/teacher_mnist.json
-    python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world-slots \
-        --data-config configs/world_slots/teacher.yaml --images-per-prompt 4 --json benchmarks/results/teacher_world.json
+    python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world \
+        --images-per-prompt 4 --json benchmarks/results/teacher_world.json
     python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist \
         --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
     python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world
@@ -49,6 +49,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from softdimo.config import DataConfig, load_data_config, to_dict
+from softdimo.paths import config_path
 from softdimo.evaluate import evaluate
 from softdimo.eval.speed import SpeedResult, measure_speed
 from softdimo.results import now, write_results
@@ -286,11 +287,13 @@ def world_prompts(args: argparse.Namespace, gen: Any) -> tuple[list[dict[str, An
     return prompts, subset, num
 
 
-def world_data(data_config: str | None) -> DataConfig:
+WORLD_DATA_CONFIG = config_path("world", "teacher.yaml")  # the world of the shipped world models
+
+
+def world_data(data_config: str | Path | None, default: str | Path = WORLD_DATA_CONFIG) -> DataConfig:
     """The digit world a world benchmark records and scores against: the ``data:`` section of
-    ``--data-config`` (e.g. the slots layout), else the default (free-layout) world."""
-    if not data_config:
-        return DataConfig(dataset="world")
+    ``--data-config``, else of ``default`` (the world teacher's preset, ``configs/world/teacher.yaml``)."""
+    data_config = data_config or default
     data = load_data_config(data_config)
     if data.dataset != "world":
         raise SystemExit(f"--data-config {data_config} describes dataset {data.dataset!r}, not the digit world.")
@@ -647,7 +650,7 @@ def main() -> None:
     ap.add_argument("--images-per-prompt", type=int, default=4, help="teacher_world: images of every prompt")
     ap.add_argument("--max-prompts", type=int, help="teacher_world: first P held-out prompts only (quick checks)")
     ap.add_argument("--data-config", help="teacher_world / dimo_world: YAML whose data: section is the digit world "
-                                          "(e.g. configs/world_slots/teacher.yaml); default the free-layout world")
+                                          "(default configs/world/teacher.yaml)")
     ap.add_argument("--students", help="dimo_*: LABEL=PATH one-step students (comma-separated; default "
                                          "dimo=checkpoints/dimo-mnist or -world)")
     ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")

@@ -1,21 +1,19 @@
 """In-project reward networks: how well they read digit-world test scenes and MNIST digits.
 
     python benchmarks/reward_models.py --kind attribute --model checkpoints/reward-attribute-world \
-        --json benchmarks/results/reward_attribute_world.json
+        --tokenizer checkpoints/tokenizer-world --json benchmarks/results/reward_attribute_world.json
     python benchmarks/reward_models.py --kind miniclip --model checkpoints/reward-miniclip-world \
-        --json benchmarks/results/reward_miniclip_world.json
-    python benchmarks/reward_models.py --kind attribute --model checkpoints/reward-attribute-world-slots \
-        --data-config configs/world_slots/reward_attribute.yaml --tokenizer checkpoints/tokenizer-world-slots \
-        --json benchmarks/results/reward_attribute_world_slots.json
+        --tokenizer checkpoints/tokenizer-world --json benchmarks/results/reward_miniclip_world.json
 
 * ``top1`` / ``pairwise`` per GenEval tag and overall (:func:`softdimo.rewards.evaluate.evaluate_reward`)
   on the first ``--scenes`` digit-world **test** scenes (world seed 0, 32 px; digits from MNIST
-  test; the layout of ``--data-config``, default free): is the best prompt of the tag's whole
+  test; the world of ``--data-config``, default ``configs/world/reward_<kind>.yaml``, the slots
+  layout): is the best prompt of the tag's whole
   prompt space right; does the true caption beat a random mismatched caption of the same tag
   (chance 0.5);
 * ``mnist_label_top1``: the first ``--mnist`` MNIST test digits (grey, read as white digits on the
-  world canvas) against the ten prompts "a photo of a 0" … "a photo of a 9": the path class-label
-  models use;
+  world canvas, placed where the default layout puts a lone digit: :func:`softdimo.rewards.inputs.world_canvas`)
+  against the ten prompts "a photo of a 0" … "a photo of a 9": the path class-label models use;
 * attribute only: head accuracies on the test scenes (every digit count right; colour and relation
   presence decisions at 0.5, on the entries the loss trains);
 * with ``--tokenizer``: ``recon/top1`` and ``recon/pairwise`` on the same scenes after
@@ -33,6 +31,7 @@ import torch
 
 from softdimo.config import DataConfig, to_dict
 from softdimo.data import build_dataset
+from softdimo.paths import config_path
 from softdimo.results import now, write_results
 from softdimo.rewards import RewardTermConfig, build_reward
 from softdimo.rewards.evaluate import evaluate_reward
@@ -81,13 +80,14 @@ def main() -> None:
     ap.add_argument("--mnist", type=int, default=2000)
     ap.add_argument("--tokenizer", help="also score tokenizer reconstructions (e.g. checkpoints/tokenizer-world)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data-config", help="YAML whose data: section is the digit world of the test scenes (e.g. "
-                                          "configs/world_slots/reward_attribute.yaml); default the free-layout world")
+    ap.add_argument("--data-config", help="YAML whose data: section is the digit world of the test scenes "
+                                          "(default configs/world/reward_<kind>.yaml)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
     reward = build_reward(RewardTermConfig(kind=args.kind, path=args.model, normalize="none"))
-    world = replace(world_data(args.data_config), world_test_size=args.scenes)
+    world = replace(world_data(args.data_config, config_path("world", f"reward_{args.kind}.yaml")),
+                    world_test_size=args.scenes)
     scenes = render_scenes(world, "test")
     metrics: dict = dict(evaluate_reward(reward, scenes, seed=0))
     metrics["mnist_label_top1"] = mnist_label_top1(reward, args.mnist)

@@ -1,17 +1,14 @@
 """Text-to-image benchmark on the digit world: teacher, Di[M]O, + reward, + TTEO, best-of-N and ablations.
 
-    # the default ("free") world: data and TTEO config default to it
     python benchmarks/t2i_world.py --teacher checkpoints/teacher-world --dimo checkpoints/dimo-world \
-        --reward checkpoints/soft-reward-world --gumbel-reward checkpoints/gumbel-reward-world \
-        --reward-only checkpoints/reward-only-world --json benchmarks/results/t2i_world.json
-    # the slots world (docs/method.md §8.7): its test split as FID reference, its rewards for TTEO
-    python benchmarks/t2i_world.py --teacher checkpoints/teacher-world-slots --dimo checkpoints/dimo-world-slots \
-        --reward checkpoints/soft-reward-world-slots --gumbel-reward GUMBEL_RUN/final \
-        --reward-only REWARD_ONLY_RUN/final --data-config configs/world_slots/teacher.yaml \
-        --tteo-config configs/world_slots/tteo.yaml --json benchmarks/results/t2i_world.json
+        --reward checkpoints/soft-reward-world --gumbel-reward GUMBEL_RUN/final \
+        --reward-only REWARD_ONLY_RUN/final --json benchmarks/results/t2i_world.json
 
-(``GUMBEL_RUN`` / ``REWARD_ONLY_RUN``: ``softdimo refine --config configs/world_slots/soft_reward.yaml`` runs
-with ``reward.embedding=gumbel`` / ``dimo_weight=0``.)
+(``GUMBEL_RUN`` / ``REWARD_ONLY_RUN``: ``softdimo refine --config configs/world/soft_reward.yaml`` runs
+with ``reward.embedding=gumbel`` / ``dimo_weight=0``.) The world scored against (its test split as
+FID reference) is the ``data:`` section of ``--data-config`` (default ``configs/world/teacher.yaml``,
+the slots layout of docs/method.md §8.7), the rewards of TTEO those of ``--tteo-config`` (default
+``configs/world/tteo.yaml``).
 
 ``metrics.rows`` is an object keyed by row name; a row whose folder is not given is skipped and
 listed in ``metrics.skipped``:
@@ -44,7 +41,7 @@ are kept). The N images of a row are scored with
 * ``reward``: mean of the config's composite Σ λ_i R̂_i (§6.1, the J of (7.1)), the objective TTEO optimises;
   ``reward_terms``: each R̂_i's mean;
 * ``fid``: standard Inception FID (§8.1) against the first N test renders of ``--data-config``'s world
-  (default: the default world).
+  (default: ``configs/world/teacher.yaml``'s).
 
 ``seconds_per_image``: all rows timed side by side in one process (``measure_speed``, §8.5: order
 rotated every repeat, one warm-up call, median of ``--speed-repeats``) at batch ``--speed-batch``;
@@ -457,11 +454,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--reward-only", help="reward-only student folder (no Di[M]O term)")
     ap.add_argument("--tteo-config", default=DEFAULT_TTEO_CONFIG,
                     help="softdimo tteo YAML: TTEO knobs and the rewards it optimises, reports and selects by "
-                         "(configs/world_slots/tteo.yaml for the slots world)")
+                         "(default configs/world/tteo.yaml)")
     ap.add_argument("--tteo-iters", type=int, help="TTEO iterations of the tteo row (default: the config's)")
     ap.add_argument("--best-of", type=int, help="N candidates of the tteo and best_of_n rows (default: the config's)")
-    ap.add_argument("--data-config", help="YAML whose data: section is the world scored against (FID reference), "
-                                          "e.g. configs/world_slots/teacher.yaml; default: the default world")
+    ap.add_argument("--data-config", help="YAML whose data: section is the world scored against (FID reference); "
+                                          "default configs/world/teacher.yaml")
     ap.add_argument("--prompts-file", help=".jsonl of GenEval metadata to draw instead of the held-out prompts "
                                            "(e.g. the paraphrased held-out set)")
     ap.add_argument("--prompts", type=int, default=300, help="first P prompts (tags interleaved)")

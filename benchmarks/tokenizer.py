@@ -2,8 +2,8 @@
 
     python benchmarks/tokenizer.py --model checkpoints/tokenizer-mnist --dataset mnist \
         --n 2000 --json benchmarks/results/tokenizer_mnist.json
-    python benchmarks/tokenizer.py --model checkpoints/tokenizer-world-slots \
-        --data-config configs/world_slots/tokenizer.yaml --json benchmarks/results/tokenizer_world_slots.json
+    python benchmarks/tokenizer.py --model checkpoints/tokenizer-world \
+        --data-config configs/world/tokenizer.yaml --json benchmarks/results/tokenizer_world.json
 
 ``rfid``: FID (standard Inception) between reconstructions of test[:N] and the originals;
 ``rfid_floor``: FID between test[:N] and train[:N] (two disjoint real samples of the same N).
@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--dataset", choices=["mnist", "fashion", "world"])
-    ap.add_argument("--data-config", help="YAML whose data: section is the dataset (e.g. the slots world's layout)")
+    ap.add_argument("--data-config", help="YAML whose data: section is the dataset (e.g. configs/world/tokenizer.yaml)")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--json", required=True)
     ap.add_argument("--threads", type=int, default=0)

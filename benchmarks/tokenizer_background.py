@@ -1,6 +1,7 @@
 """How a world tokenizer codes the flat background: codes used and code perplexity on background patches.
 
-    git show a236c2d~1:checkpoints/tokenizer-world/config.json > /tmp/tok512/config.json   # (and model.safetensors)
+    git show a236c2d~1:checkpoints/tokenizer-world/config.json > /tmp/tok512/config.json   # (and model.safetensors;
+    # that K = 512 tokenizer and the results file are of the free layout, the world's default then)
     python benchmarks/tokenizer_background.py --models k128=checkpoints/tokenizer-world,k512=/tmp/tok512 \
         --n 2000 --json benchmarks/results/tokenizer_world_background.json
 

@@ -2,6 +2,7 @@
 import json
 
 from softdimo.paths import project_root
+from softdimo.paths import RENAMED_CHECKPOINTS
 from softdimo.teachers.catalog import catalog, families, provenance, provenance_teacher
 from tiny_models import write_generators
 
@@ -23,6 +24,20 @@ def test_families_follow_the_students_provenance(tmp_path):
     assert len(fams) == 1 and fams[0].teacher.name == "teacher-x"
     assert [s.name for s in fams[0].students] == ["student-x"] and fams[0].teacher_cfg == 1.5
     assert catalog(tmp_path / "absent") == []
+
+
+def test_a_renamed_teacher_keeps_its_students(tmp_path):
+    teacher, student = write_generators(tmp_path / "a")
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    old, new = "teacher-world-slots", RENAMED_CHECKPOINTS["teacher-world-slots"]  # shipped as teacher-world
+    teacher.rename(root / new)
+    student.rename(root / "dimo-x")
+    manifest = json.loads((root / "dimo-x" / "student.json").read_text())
+    manifest["distillation"] = {"teacher": f"checkpoints/{old}"}
+    (root / "dimo-x" / "student.json").write_text(json.dumps(manifest))
+    (fam,) = families(root)
+    assert fam.teacher.name == new and [(s.name, s.teacher) for s in fam.students] == [("dimo-x", new)]
 
 
 def test_provenance_reads_dicts_and_their_text_form():

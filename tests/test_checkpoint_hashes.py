@@ -34,7 +34,6 @@ CASES = {
     "dimo-mnist": (None, [0, 3, 7, 9], None),
     "soft-dimo-mnist": (None, [0, 3, 7, 9], None),
     "teacher-world": (2, None, PROMPTS),
-    "teacher-world-slots": (2, None, PROMPTS),
     "dimo-world": (None, None, PROMPTS),
     "soft-reward-world": (None, None, PROMPTS),
 }

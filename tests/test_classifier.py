@@ -132,3 +132,17 @@ def test_classifier_score(shipped, mnist_test):
     assert 1.0 <= classifier_score(x[:1].repeat(50, 1, 1, 1), shipped) < 1.01  # one image: no diversity
     with pytest.raises(DataError, match="RGB"):
         classifier_score(torch.rand(4, 3, 28, 28), shipped)
+
+
+def test_world_crops_follow_their_layout_and_the_preset_keeps_the_shipped_one():
+    from softdimo.classifier.crops import WorldCropConfig, world_crops
+    from softdimo.classifier.train import ClassifierRunConfig
+    from softdimo.config import load_config
+
+    assert WorldCropConfig().layout == "slots"  # the world's default layout
+    slots_images, slots_labels = world_crops(WorldCropConfig(scenes=6), "test")
+    free_images, free_labels = world_crops(WorldCropConfig(scenes=6, layout="free"), "test")
+    assert torch.equal(slots_labels, free_labels)  # the same scenes' digits, drawn at other sizes and places
+    assert not torch.equal(slots_images, free_images)
+    # the shipped classifier-mnist was trained on crops of the free layout: the preset says so
+    assert load_config(ClassifierRunConfig, config_path("mnist", "classifier.yaml")).world_crops.layout == "free"

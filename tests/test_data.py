@@ -137,8 +137,10 @@ def check_scene(image: torch.Tensor, meta: dict[str, Any], objects: list[dict[st
         assert counts[req["class"]] < req["count"]
 
 
-def test_world_contract_and_ground_truth() -> None:
-    ds = _world("test", 120)
+@pytest.mark.parametrize("layout", ["slots", "free"])  # the default, and the earlier free layout
+def test_world_contract_and_ground_truth(layout: str) -> None:
+    ds = _world("test", 120, world_layout=layout)
+    assert ds.layout.kind == layout
     _check_item_contract(ds, 3, 32)
     assert ds.name == "world" and ds.num_classes == 0 and ds.labels is None and len(ds) == 120
     assert ds[0]["label"] == -1
@@ -176,9 +178,10 @@ def test_world_splits_use_their_own_mnist_digits() -> None:
     assert not torch.equal(_world("test", 6).images_uint8(), _world("train", 6).images_uint8())
 
 
+@pytest.mark.parametrize("layout", ["slots", "free"])
 @pytest.mark.parametrize("size_px", [24, 48])
-def test_world_other_canvas_sizes(size_px: int) -> None:
-    ds = _world("train", 12, world_size_px=size_px)
+def test_world_other_canvas_sizes(size_px: int, layout: str) -> None:
+    ds = _world("train", 12, world_size_px=size_px, world_layout=layout)
     assert ds.image_uint8(0).shape == (3, size_px, size_px)
     for i in range(12):
         s = ds.scene(i)
@@ -204,7 +207,9 @@ def test_heldout_prompts_match_generator_and_render() -> None:
     rng = np.random.default_rng(0)
     for meta in prompts[::10]:
         assert meta["prompt"] == ge.caption(ge.check_metadata(meta))
-        image, objects = world.render_prompt(meta, rng, digits_split="test")
+        image, objects = world.render_prompt(meta, rng, digits_split="test")  # the default (slots) layout
+        check_scene(image, meta, objects)
+        image, objects = world.render_prompt(meta, rng, digits_split="test", layout=world.WorldLayout(kind="free"))
         check_scene(image, meta, objects)
 
 

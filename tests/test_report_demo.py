@@ -101,16 +101,19 @@ def test_missing_picture_is_named_and_flagged(tmp_path):
 
 def test_page_check_finds_placeholders_broken_images_and_missing_checkpoints(tmp_path):
     (tmp_path / "checkpoints" / "teacher-mnist").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "teacher-world").mkdir()
     buf = io.BytesIO()
     Image.new("L", (4, 4), 255).save(buf, format="PNG")
     good = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     html = (f'<html><body><p>uses checkpoints/teacher-mnist and checkpoints/soft-dimo-world.</p>'
+            f'<p>ran with checkpoints/teacher-world-slots, since renamed.</p>'
             f'<img alt="ok" src="{good}"><img alt="bad" src="data:image/png;base64,AAAA">'
             f'<img alt="remote" src="https://example.com/x.png"><img alt="undrawn" data-natural-width="0" src="{good}">'
             f'<td>not yet measured</td><div class="problem">`x.json`: lacks metrics</div></body></html>')
     page = check_html(html, tmp_path / "checkpoints")
     assert not page.ok and page.images == 4
     assert page.missing_checkpoints == ["soft-dimo-world"] and "teacher-mnist" in page.checkpoints
+    assert "teacher-world-slots" in page.checkpoints  # found under the name it was renamed to
     assert sorted(b.split(":")[0] for b in page.broken_images) == ["bad", "remote", "undrawn"]
     assert any("not yet measured" in p for p in page.placeholders)
     assert any("lacks metrics" in p for p in page.placeholders)

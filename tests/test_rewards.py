@@ -10,6 +10,7 @@ import torch
 
 from softdimo.cli import main
 from softdimo.config import DataConfig, load_config
+from softdimo.data.world import WorldLayout
 from softdimo.errors import ConfigError, DataError
 from softdimo.mdm.text import TextEncoder
 from softdimo.rewards import (CompositeReward, Reward, RewardTermConfig, RunningZScore, ScaledReward, build_composite,
@@ -165,13 +166,20 @@ def test_world_canvas_pastes_grey_digits_as_white_digits_and_resizes_rgb():
     grey = torch.zeros(2, 1, 28, 28)
     grey[:, :, 10:18, 12:16] = 1.0
     grey.requires_grad_(True)
-    canvas = world_canvas(grey, 32)
+    canvas = world_canvas(grey, 32)  # the default (slots) layout: centred in the first cell
     assert canvas.shape == (2, 3, 32, 32)
     bg = torch.tensor([128 / 255] * 3).view(1, 3, 1, 1)
-    assert torch.allclose(canvas[..., :3, :3], bg.expand(2, 3, 3, 3))  # the world's background
-    assert torch.allclose(canvas[:, :, 16, 16], torch.ones(2, 3), atol=1e-3)  # white ink in the centre
+    assert torch.allclose(canvas[..., 16:, :], bg.expand(2, 3, 16, 32))  # the world's background
+    assert torch.allclose(canvas[..., :, 16:], bg.expand(2, 3, 32, 16))  # outside the first cell
+    assert torch.allclose(canvas[:, :, 8, 8], torch.ones(2, 3), atol=1e-3)  # white ink at the cell's centre
     canvas.sum().backward()
     assert grey.grad.abs().sum() > 0
+    free = world_canvas(grey, 32, WorldLayout(kind="free"))  # the free layout: the canvas centre
+    assert torch.allclose(free[..., :3, :3], bg.expand(2, 3, 3, 3))
+    assert torch.allclose(free[:, :, 16, 16], torch.ones(2, 3), atol=1e-3)
+    assert torch.equal(world_canvas(grey, 32, WorldLayout(kind="slots")), canvas)
+    with pytest.raises(DataError, match="slots-world canvas"):
+        world_canvas(grey, 31)  # 31 px cannot be cut into 2×2 equal cells
     rgb = torch.rand(2, 3, 16, 16)
     assert world_canvas(rgb, 32).shape == (2, 3, 32, 32) and torch.equal(world_canvas(rgb, 16), rgb)
     with pytest.raises(DataError, match="C = 1 or 3"):

@@ -93,11 +93,11 @@ def test_rows_keyed_by_name_and_the_tteo_knobs_from_the_config(bench):
 
 
 def test_default_tteo_configs_load_and_flags_override(bench):
-    for path, world in (("configs/world/tteo.yaml", "reward-miniclip-world"),
-                        ("configs/world_slots/tteo.yaml", "reward-miniclip-world-slots")):
-        cfg = load_tteo_config(ROOT / path, iters=2, best_of=None)
-        assert cfg.iters == 2 and cfg.best_of == 4 and cfg.lr == pytest.approx(0.2)
-        assert [t.kind for t in cfg.rewards] == ["miniclip", "attribute"] and cfg.rewards[0].path.endswith(world)
+    cfg = load_tteo_config(ROOT / "configs/world/tteo.yaml", iters=2, best_of=None)
+    assert cfg.iters == 2 and cfg.best_of == 4 and cfg.lr == pytest.approx(0.2)
+    assert [t.kind for t in cfg.rewards] == ["miniclip", "attribute"]
+    assert [t.path for t in cfg.rewards] == ["checkpoints/reward-miniclip-world", "checkpoints/reward-attribute-world"]
+    assert all((ROOT / t.path).is_dir() for t in cfg.rewards)  # the shipped rewards
     assert (ROOT / bench.DEFAULT_TTEO_CONFIG).is_file()
     assert bench.miniclip_term(cfg.rewards) is cfg.rewards[0]
     assert bench.miniclip_term(cfg.rewards[1:]) is None  # no mini-CLIP term: no clip_score
@@ -212,16 +212,16 @@ def test_run_writes_rows_keyed_by_name_with_their_se_timing_and_targets(bench, t
     monkeypatch.setattr(bench, "Scorer", StandInScorer)
     monkeypatch.setattr(StandInScorer, "clustered_se", staticmethod(bench.clustered_se))
     args = bench.parser().parse_args([
-        "--teacher", "", "--dimo", "D", "--reward", "W", "--tteo-config", str(ROOT / "configs/world_slots/tteo.yaml"),
-        "--tteo-iters", "1", "--best-of", "2", "--data-config", str(ROOT / "configs/world_slots/teacher.yaml"),
+        "--teacher", "", "--dimo", "D", "--reward", "W", "--tteo-config", str(ROOT / "configs/world/tteo.yaml"),
+        "--tteo-iters", "1", "--best-of", "2", "--data-config", str(ROOT / "configs/world/teacher.yaml"),
         "--prompts", "3", "--images-per-prompt", "2", "--batch-size", "4", "--speed-batch", "2",
         "--speed-repeats", "1", "--no-progress"])
     metrics, config = bench.run(args)
     json.dumps(metrics), json.dumps(config)  # what write_results stores
     scorer = StandInScorer.made[-1]
     assert scorer.data.world_layout == "slots" and scorer.num == 6  # FID reference: the data config's world, N
-    assert [t.path for t in scorer.terms] == ["checkpoints/reward-miniclip-world-slots",
-                                              "checkpoints/reward-attribute-world-slots"]
+    assert [t.path for t in scorer.terms] == ["checkpoints/reward-miniclip-world",
+                                              "checkpoints/reward-attribute-world"]
     rows = metrics["rows"]
     assert list(rows) == ["dimo", "reward", "tteo", "best_of_n"]
     assert metrics["skipped"] == ["teacher", "gumbel_reward", "reward_only"]

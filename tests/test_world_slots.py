@@ -1,6 +1,6 @@
 """The digit world's slots layout: digits centred in the cells of a grid the token grid respects,
-the prompts' relations (position, counting, colours) holding in the renders, the free layout
-unchanged as the default, and the GenEval-like scorer reading slot renders."""
+the prompts' relations (position, counting, colours) holding in the renders, slots as the default
+layout (free as a knob), and the GenEval-like scorer reading slot renders."""
 from __future__ import annotations
 
 import collections
@@ -111,16 +111,23 @@ def test_colours_and_attribution_hold() -> None:
             assert (px == np.array(world.COLORS[o["color"]])).all(axis=1).any()
 
 
-def test_deterministic_and_free_layout_is_the_default() -> None:
+def test_deterministic_and_slots_layout_is_the_default() -> None:
     a, b = WorldDataset("train", 12, layout=SLOTS), WorldDataset("train", 12, layout=SLOTS)
     assert torch.equal(a.images_uint8(), b.images_uint8())
-    assert [a.prompt(i) for i in range(12)] == [WorldDataset("train", 12).prompt(i) for i in range(12)]
-    free = WorldDataset("train", 12)
-    assert free.layout == WorldLayout() and world.world_layout(DataConfig(dataset="world")) == WorldLayout()
-    assert torch.equal(free.images_uint8(), WorldDataset("train", 12, layout=WorldLayout("free")).images_uint8())
+    free = WorldDataset("train", 12, layout=WorldLayout(kind="free"))
+    assert [a.prompt(i) for i in range(12)] == [free.prompt(i) for i in range(12)]
+    default = WorldDataset("train", 12)
+    assert default.layout == WorldLayout() == SLOTS == world.DEFAULT_LAYOUT
+    assert world.world_layout(DataConfig(dataset="world")) == SLOTS
+    assert DataConfig().world_layout == "slots"
+    assert torch.equal(default.images_uint8(), a.images_uint8())
     assert not torch.equal(free.images_uint8(), a.images_uint8())
-    assert WorldLayout().identity() == {}  # the shipped world's cache keys do not change
-    assert SLOTS.identity() == {"world_layout": "slots", "world_slots": 2, "world_digit_px": 0}
+    assert SLOTS.identity() == {}  # the shipped (default) world keeps short cache names
+    assert WorldLayout(kind="free").identity() == {"world_layout": "free", "world_digit_px": 0}
+    assert WorldLayout(kind="free", slots=3).identity() == WorldLayout(kind="free").identity()  # same images
+    assert WorldLayout(kind="slots", slots=4).identity() == {"world_layout": "slots", "world_slots": 4,
+                                                             "world_digit_px": 0}
+    assert WorldLayout(kind="slots", digit_px=12).identity() != {}
 
 
 def test_other_slot_grids_and_digit_sizes() -> None:
@@ -154,19 +161,21 @@ def test_bad_layouts_are_data_errors() -> None:
 
 
 def test_data_config_selects_the_layout() -> None:
-    cfg = DataConfig(dataset="world", world_layout="slots", world_test_size=6)
+    cfg = DataConfig(dataset="world", world_layout="free", world_test_size=6)
     ds = build_dataset(cfg, "test")
-    assert isinstance(ds, WorldDataset) and ds.layout == SLOTS
-    assert world.world_identity(cfg) == SLOTS.identity()
+    assert isinstance(ds, WorldDataset) and ds.layout == WorldLayout(kind="free")
+    assert world.world_identity(cfg) == WorldLayout(kind="free").identity() != {}
+    slots = build_dataset(DataConfig(dataset="world", world_test_size=6), "test")
+    assert isinstance(slots, WorldDataset) and slots.layout == SLOTS
 
 
 def test_caches_and_references_tell_the_layouts_apart(tmp_path) -> None:
     from softdimo.eval.references import dataset_id
     from softdimo.tokenizer.cache import _cache_key
 
-    free, slots = DataConfig(dataset="world"), DataConfig(dataset="world", world_layout="slots")
-    assert dataset_id(free) == "world-32px-seed0"  # the shipped world keeps its cache names
-    assert dataset_id(slots) != dataset_id(free) and "slots" in dataset_id(slots)
+    slots, free = DataConfig(dataset="world"), DataConfig(dataset="world", world_layout="free")
+    assert dataset_id(slots) == "world-32px-seed0"  # the shipped (default) world has the short name
+    assert dataset_id(free) != dataset_id(slots) and "free" in dataset_id(free)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"x")
     assert _cache_key(tmp_path, free, 8) != _cache_key(tmp_path, slots, 8)
@@ -176,12 +185,12 @@ def test_caches_and_references_tell_the_layouts_apart(tmp_path) -> None:
 def test_eval_reads_the_data_section_of_a_config(tmp_path) -> None:
     from softdimo.cli import eval_data
 
-    data = eval_data(None, "configs/world_slots/teacher.yaml")
+    data = eval_data(None, "configs/world/teacher.yaml")
     assert data.dataset == "world" and data.world_layout == "slots"
-    assert eval_data("world", "configs/world_slots/teacher.yaml") == data
+    assert eval_data("world", "configs/world/teacher.yaml") == data
     assert eval_data(None, None) == DataConfig(dataset="mnist")
     with pytest.raises(SoftdimoError, match="describes dataset 'world'"):
-        eval_data("mnist", "configs/world_slots/teacher.yaml")
+        eval_data("mnist", "configs/world/teacher.yaml")
     bare = tmp_path / "bare.yaml"
     bare.write_text("train:\n  max_steps: 3\n")
     with pytest.raises(SoftdimoError, match="no 'data:' section"):

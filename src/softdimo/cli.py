@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=["mnist", "fashion", "world"],
                    help="reference dataset (its test split; default mnist)")
     p.add_argument("--data-config", help="YAML whose data: section sets the reference data, e.g. the "
-                                         "model's training config (configs/world_slots/teacher.yaml)")
+                                         "model's training config (configs/world/teacher.yaml)")
     p.add_argument("--prompts-file", help="text generators: prompts to draw instead of the held-out set (.jsonl of "
                                           "GenEval metadata for geneval, e.g. the paraphrased held-out set; or .txt)")
     p.add_argument("--json", help="write a results JSON here")

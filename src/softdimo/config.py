@@ -209,7 +209,7 @@ class DataConfig:
     world_train_size: int = knob(60000, ge=1)  # number of digit-world training scenes
     world_test_size: int = knob(10000, ge=1)  # number of digit-world evaluation scenes
     world_seed: int = knob(0, ge=0, le=2**31 - 1)  # seed of the digit-world scene draws
-    world_layout: Literal["free", "slots"] = "free"  # digit placement (docs/method.md §8.7)
+    world_layout: Literal["free", "slots"] = "slots"  # digit placement, slots or free (docs/method.md §8.7)
     world_slots: int = knob(2, ge=2, le=16)  # slots per side for world_layout=slots
     world_digit_px: int = knob(0, ge=0, le=1024)  # digit size in pixels (0 = the layout's default)
     world_paraphrases: float = knob(0.0, ge=0, le=1)  # share of scenes captioned by a paraphrase (§8.8)
@@ -419,11 +419,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def load_data_config(path: str | Path) -> DataConfig:
     """The ``data:`` section of a stage's YAML (a preset or a run's ``config.yaml``), validated; the
     other sections are not read. For commands that score against the images a model was trained on
-    (e.g. ``softdimo eval --data-config configs/world_slots/teacher.yaml``)."""
+    (e.g. ``softdimo eval --data-config configs/world/teacher.yaml``)."""
     section = _read_sections(path).get("data")
     if not isinstance(section, dict):
         raise ConfigError(f"config file '{path}' has no 'data:' section; pass a stage config such as "
-                          f"configs/world_slots/teacher.yaml or a run's config.yaml.")
+                          f"configs/world/teacher.yaml or a run's config.yaml.")
     return from_dict(DataConfig, section, where=str(path), prefix="data.")
 
 

@@ -11,6 +11,20 @@ def project_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
+#: Shipped folders renamed since results files, model cards and students' provenance named them:
+#: the slots layout became the digit world (docs/method.md §8.7), and its ``*-world-slots``
+#: checkpoints are shipped under the plain ``*-world`` names.
+RENAMED_CHECKPOINTS: dict[str, str] = {
+    f"{kind}-world-slots": f"{kind}-world"
+    for kind in ("tokenizer", "teacher", "reward-miniclip", "reward-attribute", "dimo", "soft-reward")
+}
+
+
+def present_name(name: str) -> str:
+    """The folder name a checkpoint has now (``teacher-world-slots`` → ``teacher-world``; others unchanged)."""
+    return RENAMED_CHECKPOINTS.get(name, name)
+
+
 def checkpoint_dir(name: str) -> Path:
     """A shipped checkpoint folder, e.g. ``checkpoint_dir("tokenizer-mnist")``."""
     return project_root() / "checkpoints" / name

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from ..data import BACKGROUND, WorldDataset
+from ..data.world import WorldLayout
 from ..data.dataset import ArrayDataset, Split, check_split
 from ..config import check_ranges, knob
 from ..errors import DataError
@@ -106,6 +108,7 @@ class WorldCropConfig:
     size_px: int = knob(32, ge=24, le=1024)  # canvas size of those scenes
     seed: int = knob(0, ge=0, le=2**31 - 1)  # world seed of those scenes
     threshold: float = knob(FG_THRESHOLD, gt=0, lt=1)  # foreground threshold used when cutting them
+    layout: Literal["free", "slots"] = "slots"  # world layout of those scenes (docs/method.md §8.7)
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -117,7 +120,7 @@ def world_crops(cfg: WorldCropConfig, split: Split, start: int = 0) -> tuple[tor
     check_split(split)
     if cfg.scenes < 1:
         raise DataError(f"world_crops needs scenes ≥ 1, got {cfg.scenes}.")
-    world = WorldDataset(split, start + cfg.scenes, cfg.size_px, cfg.seed)
+    world = WorldDataset(split, start + cfg.scenes, cfg.size_px, cfg.seed, WorldLayout(kind=cfg.layout))
     crops, labels = [], []
     for i in range(start, start + cfg.scenes):
         scene = world.scene(i)

@@ -3,27 +3,9 @@
 A scene is an RGB canvas of ``world_size_px`` pixels (default 32) filled with :data:`BACKGROUND`
 (mid-grey, not one of the ten colours) on which the digits named by a GenEval prompt are drawn.
 
-Drawing (:func:`render_prompt`):
-
-* each digit is an MNIST image cropped to its ink bounding box and resized, keeping its aspect
-  ratio, so that its longer side (nearly always its height) is a random 12–14 px on a 32 px
-  canvas (scaled with the canvas: ``round(12·S/32)``–``round(14·S/32)``). That is large enough to
-  stay legible and small enough that four digits fit in a 2×2 layout with gaps;
-* its coverage ``a`` is the resized intensity / 255, with values below 0.1 set to 0 (so a digit
-  has a crisp edge) and the rest stretched so the strongest pixel has ``a = 1`` (every digit
-  shows its exact colour somewhere); pixel = background·(1 − a) + colour·a;
-* colours are the ten GenEval names of :data:`COLORS` (clearly separated RGB values: every pair
-  is ≥ 90 apart, every colour ≥ 100 from the background);
-* positions are drawn uniformly and rejected until every pair of digit boxes is separated by at
-  least :func:`gap_px` background pixels (2 on a 32 px canvas), so digits never touch (crowded
-  four-digit scenes that fail 10 uniform layouts fall back to a jittered 2×2 grid). A position
-  constraint ("a 9 right of a 2") is placed *clearly*: under GenEval's rule
-  (:func:`~softdimo.data.geneval.relation_holds`) the prompted relation holds with a margin
-  (|d| > 0.65 on its axis) and the perpendicular relations do not (|d| < 0.35).
-
-Layouts (:class:`WorldLayout`, ``data.world_layout``). The description above is the ``free``
-layout, the default and the world of the shipped ``*-world`` checkpoints. The ``slots`` layout
-draws the same prompts on a grid the token grid respects:
+Layouts (:class:`WorldLayout`, ``data.world_layout``; docs/method.md §8.7). The default, and the
+world of the shipped ``*-world`` checkpoints, is the ``slots`` layout, which draws the prompts on
+a grid the token grid respects:
 
 * the canvas is cut into ``slots × slots`` square cells of ``S / slots`` pixels (default 2 × 2
   cells of 16 px on 32 px), so with a tokenizer whose patch divides the cell (4 px: 4 × 4 tokens
@@ -33,8 +15,30 @@ draws the same prompts on a grid the token grid respects:
   sits at the same phase of the token grid and neighbours stay at least :func:`gap_px` apart
   (``gap_px + 1`` by default);
 * a scene's digits take distinct cells, drawn uniformly among the assignments that satisfy its
-  position constraint *clearly* (the same rule as above: in a 2 × 2 grid "right of" means the
-  same row, the right column). A scene holds at most ``slots²`` digits.
+  position constraint *clearly* (under GenEval's rule, :func:`~softdimo.data.geneval.relation_holds`,
+  the prompted relation holds with a margin, |d| > 0.65 on its axis, and the perpendicular
+  relations do not, |d| < 0.35: in a 2 × 2 grid "right of" means the same row, the right
+  column). A scene holds at most ``slots²`` digits.
+
+The ``free`` layout is the world's earlier form, kept as a knob (``data.world_layout: free``); a
+teacher trained on it did not follow its prompts (GenEval-like 0.055 at 16 steps with CFG 2,
+docs/method.md §8.7). In it:
+
+* a digit's longer side (nearly always its height) is a random 12–14 px on a 32 px
+  canvas (scaled with the canvas: ``round(12·S/32)``–``round(14·S/32)``). That is large enough to
+  stay legible and small enough that four digits fit in a 2×2 layout with gaps;
+* positions are drawn uniformly and rejected until every pair of digit boxes is separated by at
+  least :func:`gap_px` background pixels (2 on a 32 px canvas), so digits never touch (crowded
+  four-digit scenes that fail 10 uniform layouts fall back to a jittered 2×2 grid). A position
+  constraint ("a 9 right of a 2") is placed *clearly*, by the same rule as above.
+
+Drawing a digit (both layouts, :func:`render_prompt`): it is an MNIST image cropped to its ink
+bounding box and resized, keeping its aspect ratio, to its longer side; its coverage ``a`` is the
+resized intensity / 255, with values below 0.1 set to 0 (so a digit has a crisp edge) and the
+rest stretched so the strongest pixel has ``a = 1`` (every digit shows its exact colour
+somewhere); pixel = background·(1 − a) + colour·a. Colours are the ten GenEval names of
+:data:`COLORS` (clearly separated RGB values: every pair is ≥ 90 apart, every colour ≥ 100 from
+the background).
 
 Consequences a scorer may rely on (both layouts): every pixel outside the drawn digits is exactly
 :data:`BACKGROUND`; every pixel of a digit differs from it (by ≥ 10 in some channel); each
@@ -118,7 +122,7 @@ class WorldLayout:
     ``world_layout``, ``world_slots`` and ``world_digit_px`` fields).
     """
 
-    kind: LayoutKind = "free"  # free: anywhere, 12–14 px (the shipped world); slots: centred in grid cells
+    kind: LayoutKind = "slots"  # slots: centred in grid cells (the shipped world); free: anywhere, 12–14 px
     slots: int = 2  # cells per side of the slot grid, 2…16 (kind=slots; at most slots² digits)
     digit_px: int = 0  # longer side of every digit in pixels; 0 = the kind's default
 
@@ -137,7 +141,7 @@ class WorldLayout:
             cell = (size_px - gap_px(size_px)) // 2  # the 2×2 fallback grid must hold every digit
             if self.digit_px and not 4 <= self.digit_px <= cell:
                 raise DataError(f"data.world_digit_px={self.digit_px} does not fit the free layout on a "
-                                f"{size_px} px canvas: use 4…{cell} (or 0 for the default 12–14 px on 32 px).")
+                                f"{size_px} px canvas: use 4…{cell} (or 0 for 12–14 px on 32 px).")
             return
         if size_px % self.slots:
             raise DataError(f"data.world_size_px={size_px} is not a multiple of data.world_slots={self.slots}: "
@@ -161,10 +165,13 @@ class WorldLayout:
         return self.digit_px or max(4, self.cell_px(size_px) - gap_px(size_px) - 1)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that set the images, for cache keys and reference statistics; ``{}`` for the
-        default free layout, so the names of the shipped world's caches do not change."""
-        if self.kind == "free":
-            return {"world_digit_px": self.digit_px} if self.digit_px else {}
+        """The fields that set the images, for cache keys and reference statistics: ``{}`` for the
+        default layout (so the default world's caches keep short names), and every field for any
+        other layout, so that caches of two layouts never share a name."""
+        if self == DEFAULT_LAYOUT:
+            return {}
+        if self.kind == "free":  # the slot count does not change free-layout images
+            return {"world_layout": self.kind, "world_digit_px": self.digit_px}
         return {"world_layout": self.kind, "world_slots": self.slots, "world_digit_px": self.digit_px}
 
 
@@ -173,9 +180,10 @@ DEFAULT_LAYOUT = WorldLayout()
 
 def world_layout(cfg: DataConfig) -> WorldLayout:
     """The layout a data config asks for (``data.world_layout``, ``world_slots``, ``world_digit_px``);
-    a config without those fields gets the default free layout."""
-    return WorldLayout(kind=getattr(cfg, "world_layout", "free"), slots=getattr(cfg, "world_slots", 2),
-                       digit_px=getattr(cfg, "world_digit_px", 0))
+    a config without those fields gets the default (slots) layout."""
+    return WorldLayout(kind=getattr(cfg, "world_layout", DEFAULT_LAYOUT.kind),
+                       slots=getattr(cfg, "world_slots", DEFAULT_LAYOUT.slots),
+                       digit_px=getattr(cfg, "world_digit_px", DEFAULT_LAYOUT.digit_px))
 
 
 def world_identity(cfg: DataConfig) -> dict[str, Any]:
@@ -349,7 +357,7 @@ def render_prompt(meta: dict[str, Any], rng: np.random.Generator | int, digits_s
     Returns the image (uint8 ``[3, size_px, size_px]``) and its objects, one dict per drawn digit:
     ``{"class", "color", "bbox": (x0, y0, x1, y1), "group": include index, "mnist_index"}``, in the
     order of the ``include`` clauses. Exactly ``count`` digits are drawn per clause. ``layout``
-    (default: free) says where they go and how large they are.
+    (default: :data:`DEFAULT_LAYOUT`, the slots layout) says where they go and how large they are.
     """
     ge.check_metadata(meta)
     check_split(digits_split)
@@ -605,8 +613,8 @@ def load_world(cfg: DataConfig, split: Split) -> WorldDataset:
     return WorldDataset(split, size, cfg.world_size_px, cfg.world_seed, world_layout(cfg), cfg.world_paraphrases)
 
 
-__all__ = ["BACKGROUND", "COLORS", "WorldDataset", "WorldLayout", "world_layout", "world_identity",
-           "load_world", "render_prompt", "sample_metadata", "paraphrased_heldout_prompts", "paraphrase_table",
-           "write_paraphrased_heldout", "PARAPHRASED_FILE", "PARAPHRASE_SEED",
+__all__ = ["BACKGROUND", "COLORS", "WorldDataset", "WorldLayout", "DEFAULT_LAYOUT", "world_layout",
+           "world_identity", "load_world", "render_prompt", "sample_metadata", "paraphrased_heldout_prompts",
+           "paraphrase_table", "write_paraphrased_heldout", "PARAPHRASED_FILE", "PARAPHRASE_SEED",
            "enumerate_metadata", "generate_heldout_prompts", "heldout_prompts", "write_heldout_prompts",
            "relation_holds", "relative_position", "digit_size_range", "gap_px", "HELDOUT_SEED"]

@@ -49,8 +49,9 @@ def prepare_out(out: Path) -> None:
 
 
 def domain_of(family: Family) -> str:
-    """``teacher-mnist`` → ``mnist``."""
-    return family.teacher.name.removeprefix("teacher-")
+    """``teacher-mnist`` → ``mnist``; ``teacher-world`` (and its earlier name ``teacher-world-slots``:
+    the slots layout is the digit world's default, docs/method.md §8.7) → ``world``."""
+    return family.teacher.name.removeprefix("teacher-").removesuffix("-slots")
 
 
 def best_text_student(stages: list[StageResult]) -> str | None:

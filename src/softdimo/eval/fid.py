@@ -52,8 +52,10 @@ __all__ = [
     "reference_stats",
 ]
 
-#: Bump when the layout of cached files changes, so that old files are not read.
-_CACHE_VERSION = 1
+#: Bump when the layout of cached files changes, so that old files are not read. 2: the digit
+#: world's default layout became slots (docs/method.md §8.7), so version-1 files named
+#: ``world-<S>px-seed<N>`` hold statistics of the earlier free default.
+_CACHE_VERSION = 2
 
 
 def _as_float64(x: Any) -> np.ndarray:

@@ -10,7 +10,8 @@ lists every problem a reader would meet:
   or (from a browser's DOM, see ``benchmarks/report_render.py``) one the browser failed to draw
   (``data-natural-width="0"``);
 * **checkpoints**: a ``checkpoints/NAME`` the page names that is not a folder of the checkpoints
-  folder.
+  folder, under that name or the one it was renamed to (:data:`~softdimo.paths.RENAMED_CHECKPOINTS`:
+  the commands of results files keep the names they ran with).
 
 A "—" table cell is not a placeholder: its results file does not hold that number.
 """
@@ -26,6 +27,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from ..paths import present_name
 
 PLACEHOLDERS = ("not yet measured", "(no data)", "(no rows)", "No sample grids", "No other results files")
 CHECKPOINT_REF = re.compile(r"(?<![A-Za-z0-9_.-])checkpoints/([A-Za-z0-9][A-Za-z0-9_.-]*)")
@@ -116,7 +119,7 @@ def check_html(html: str, checkpoints: str | Path = "checkpoints") -> PageCheck:
     names = sorted(set(CHECKPOINT_REF.findall(text)) | {n for a in page.images for n in CHECKPOINT_REF.findall(
         unescape(a.get("title", "")))})
     out.checkpoints = [n.rstrip(".") for n in names]
-    out.missing_checkpoints = [n for n in out.checkpoints if not (root / n).is_dir()]
+    out.missing_checkpoints = [n for n in out.checkpoints if not (root / present_name(n)).is_dir()]
     return out
 
 

@@ -4,8 +4,10 @@ The demo, the report's sample grids and ``softdimo serve`` read whatever ``check
 instead of naming models: :func:`catalog` lists every generator folder directly under a folder
 (its kind read through the registry, :func:`~softdimo.teachers.registry.read_kind`), and a
 student's teacher is read from its provenance (``student.json`` → ``"distillation"`` →
-``"teacher"``). :func:`families` groups them: one :class:`Family` per teacher, with its students
-in name order. A folder that is not a generator (a tokenizer, a reward) is left out.
+``"teacher"``; a folder renamed since, :data:`~softdimo.paths.RENAMED_CHECKPOINTS`, is read under
+its present name).
+:func:`families` groups them: one :class:`Family` per teacher, with its students in name order. A
+folder that is not a generator (a tokenizer, a reward) is left out.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SoftdimoError
+from ..paths import present_name
 from .bundle import read_manifest
 from .registry import read_kind
 
@@ -98,7 +101,7 @@ def entry(path: str | Path) -> Entry | None:
     manifest = student or read_manifest(path, "teacher.json") or {}
     cond = str(manifest.get("cond") or ("text" if "amused" in kind or "meissonic" in kind else "class"))
     record = provenance(student.get("distillation")) if student else {}
-    teacher = Path(provenance_teacher(record)).name if record else ""
+    teacher = present_name(Path(provenance_teacher(record)).name) if record else ""
     return Entry(path.name, path, kind, "student" if student is not None or kind.endswith("-student") else "teacher",
                  cond, teacher, _title(path), record)
 

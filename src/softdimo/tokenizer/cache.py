@@ -38,8 +38,10 @@ def _cache_key(tokenizer_dir: Path, data: DataConfig, n: int) -> str:
         h.update((tokenizer_dir / name).read_bytes())
     ident = {"dataset": data.dataset, "split": "train", "n": n}
     if data.dataset == "world":
+        # identity {} for the default layout; world_version 2: the default became the slots layout
+        # (keys without it hold tokens of the earlier free default and are never read again)
         ident.update(size_px=data.world_size_px, seed=data.world_seed, train_size=data.world_train_size,
-                     **world_identity(data))  # {} for the default free layout: the old keys stay
+                     world_version=2, **world_identity(data))
     h.update(json.dumps(ident, sort_keys=True).encode())
     return h.hexdigest()[:24]
 

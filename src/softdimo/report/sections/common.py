@@ -20,8 +20,7 @@ PRODUCED_BY: dict[str, str] = {
                           "--images-per-prompt 4 --json benchmarks/results/teacher_world.json",
     "dimo_world.json": "python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world …",
     "t2i_world.json": "python benchmarks/t2i_world.py --teacher checkpoints/teacher-world "
-                      "--dimo checkpoints/dimo-world --reward checkpoints/soft-reward-world … (slots world: "
-                      "--data-config configs/world_slots/teacher.yaml --tteo-config configs/world_slots/tteo.yaml)",
+                      "--dimo checkpoints/dimo-world --reward checkpoints/soft-reward-world …",
     "speed.json": "softdimo bench --teacher checkpoints/teacher-mnist --students dimo=checkpoints/dimo-mnist,"
                   "soft-dimo=checkpoints/soft-dimo-mnist --json benchmarks/results/speed.json",
 }
