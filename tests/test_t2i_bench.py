@@ -94,7 +94,7 @@ def test_rows_keyed_by_name_and_the_tteo_knobs_from_the_config(bench):
 
 def test_default_tteo_configs_load_and_flags_override(bench):
     cfg = load_tteo_config(ROOT / "configs/world/tteo.yaml", iters=2, best_of=None)
-    assert cfg.iters == 2 and cfg.best_of == 4 and cfg.lr == pytest.approx(0.2)
+    assert cfg.iters == 2 and cfg.best_of == 4 and cfg.lr == pytest.approx(0.0025)
     assert [t.kind for t in cfg.rewards] == ["miniclip", "attribute"]
     assert [t.path for t in cfg.rewards] == ["checkpoints/reward-miniclip-world", "checkpoints/reward-attribute-world"]
     assert all((ROOT / t.path).is_dir() for t in cfg.rewards)  # the shipped rewards
