@@ -231,7 +231,7 @@ def test_run_writes_rows_keyed_by_name_with_their_se_timing_and_targets(bench, t
         assert {"label", "geneval", "per_tag", "geneval_se", "fid", "seconds_per_image", "n", "sampler"} <= set(r)
         assert r["n"] == 6 and r["seconds_per_image"] > 0
     assert rows["dimo"]["geneval"] == rows["reward"]["geneval"]  # same folder, same seed: the same images
-    assert (metrics["tteo"]["iters"], metrics["tteo"]["best_of"], metrics["tteo"]["lr"]) == (1, 2, 0.2)
+    assert (metrics["tteo"]["iters"], metrics["tteo"]["best_of"], metrics["tteo"]["lr"]) == (1, 2, 0.0025)
     assert set(metrics["tteo_latency_ratio"]) == {"tteo", "best_of_n"}
     assert set(metrics["targets"]) == {"reward_ge_dimo_plus_0.08", "tteo_ge_reward_plus_0.05", "tteo_gt_best_of_n",
                                        "reward_fid_le_1.2x_dimo"}
