@@ -236,3 +236,11 @@ def test_run_writes_rows_keyed_by_name_with_their_se_timing_and_targets(bench, t
     assert set(metrics["targets"]) == {"reward_ge_dimo_plus_0.08", "tteo_ge_reward_plus_0.05", "tteo_gt_best_of_n",
                                        "reward_fid_le_1.2x_dimo"}
     assert metrics["num_prompts"] == 3 and len(metrics["prompts_per_tag"]) == 3
+
+
+def test_tteo_lr_settings_parse_and_reject_bad_items():
+    lr_bench = load_benchmark("tteo_lr")
+    assert lr_bench.parse_settings("0x0,8x0.0025") == [(0, 0.0), (8, 0.0025)]
+    for bad in ("8", "x0.1", "8x", "-1x0.1", "4x-0.2"):
+        with pytest.raises(SystemExit):
+            lr_bench.parse_settings(bad)
