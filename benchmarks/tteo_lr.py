@@ -27,6 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generators import GENEVAL_EVALUATOR  # noqa: E402
+
 from softdimo.classifier import load_shipped_classifier  # noqa: E402
 from softdimo.data.prompts import heldout_prompts_interleaved  # noqa: E402
 from softdimo.eval.geneval import GenEvalScorer  # noqa: E402
@@ -34,8 +37,6 @@ from softdimo.results import now, write_results  # noqa: E402
 from softdimo.rewards import build_composite  # noqa: E402
 from softdimo.sample import SamplingOptions, StudentGenerator, load_generator  # noqa: E402
 from softdimo.tteo import load_tteo_config, tteo  # noqa: E402
-
-GENEVAL_EVALUATOR = "softdimo GenEvalScorer (classifier-mnist, default ScorerConfig)"
 
 
 def parse_settings(text: str) -> list[tuple[int, float]]:

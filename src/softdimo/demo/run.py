@@ -49,9 +49,9 @@ def prepare_out(out: Path) -> None:
 
 
 def domain_of(family: Family) -> str:
-    """``teacher-mnist`` → ``mnist``; ``teacher-world`` (and its earlier name ``teacher-world-slots``:
-    the slots layout is the digit world's default, docs/method.md §8.7) → ``world``."""
-    return family.teacher.name.removeprefix("teacher-").removesuffix("-slots")
+    """``teacher-mnist`` → ``mnist`` (a family's teacher is a folder under its present name: the
+    catalog reads renamed teachers under theirs, :data:`~softdimo.paths.RENAMED_CHECKPOINTS`)."""
+    return family.teacher.name.removeprefix("teacher-")
 
 
 def best_text_student(stages: list[StageResult]) -> str | None:
