@@ -3,7 +3,7 @@
 # seeds): the four variants of benchmarks/soft_gan.py (VARIANTS) for every seed, each a refine run from the
 # preset's Di[M]O student with the same number of steps, keeping every checkpoint (the benchmark compares
 # the runs' EMA students at one step and draws domain-FID-vs-step curves from all of them).
-#   bash benchmarks/soft_gan_runs.sh [--config PRESET] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]
+#   bash benchmarks/soft_gan_runs.sh [--config PRESET] [--only "VARIANTS"] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]
 #   bash benchmarks/soft_gan_runs.sh RUNS 300 150 "0 1 2"
 #   python benchmarks/soft_gan.py --runs RUNS --seeds 0,1,2 --row-step 300
 # Variant NAME with seed S runs in RUNS_DIR/refine/NAME-sS (softdimo's <train.out_dir>/<command>/<train.run_name>):
@@ -12,21 +12,30 @@
 #   gan_only   dimo_weight=0
 #   mask_none  gan.mask_ratio_range=[0,0]
 # EXTRA overrides go to every run. --config: the preset (default configs/mnist/soft_gan.yaml; Fashion-MNIST:
-# configs/fashion/soft_gan.yaml, then `soft_gan.py --dataset fashion`). A run with final/student.json is
-# skipped and one whose folder exists is resumed, so the command can be repeated.
+# configs/fashion/soft_gan.yaml, then `soft_gan.py --dataset fashion`). --only: train just these variants
+# (space-separated), e.g. to share the runs between two one-thread processes on disjoint variants or seeds.
+# A run with final/student.json is skipped and one whose folder exists is resumed, so the command can be repeated.
 set -euo pipefail
-usage='usage: soft_gan_runs.sh [--config PRESET] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]'
+usage='usage: soft_gan_runs.sh [--config PRESET] [--only "VARIANTS"] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]'
 CONFIG=configs/mnist/soft_gan.yaml
-if [ "${1:-}" = "--config" ]; then
-  CONFIG=${2:?$usage}
+VARIANTS="soft gumbel gan_only mask_none"
+while [ "${1:-}" = "--config" ] || [ "${1:-}" = "--only" ]; do
+  case $1 in
+    --config) CONFIG=${2:?$usage} ;;
+    --only) VARIANTS=${2:?$usage} ;;
+  esac
   shift 2
-fi
+done
+for v in $VARIANTS; do
+  case $v in soft|gumbel|gan_only|mask_none) ;; *) echo "soft_gan_runs.sh: unknown variant '$v' (soft gumbel gan_only mask_none)" >&2; exit 2 ;; esac
+done
 [ $# -ge 4 ] || { echo "$usage" >&2; exit 2; }
 OUT=$1 STEPS=$2 EVERY=$3 SEEDS=$4
 shift 4
 EXTRA=("$@")
 run() {  # NAME SEED overrides…
   local name=$1-s$2 seed=$2
+  case " $VARIANTS " in *" $1 "*) ;; *) return ;; esac
   shift 2
   local dir="$OUT/refine/$name"
   if [ -f "$dir/final/student.json" ]; then echo "[soft_gan_runs] $name done"; return; fi

@@ -161,6 +161,18 @@ def test_runs_script_trains_the_runs_the_benchmark_reads(bench, tmp_path):
     assert "gan.embedding=gumbel" in calls["args"], shlex.join(calls["args"])
 
 
+
+def test_runs_script_only_trains_the_named_variants(bench, tmp_path):
+    runs = tmp_path / "runs"
+    calls = run_script(tmp_path, "--only", "gan_only mask_none", str(runs), "4", "2", "0 2")
+    assert sorted(Path(c["run"]).name for c in calls) == ["gan_only-s0", "gan_only-s2", "mask_none-s0", "mask_none-s2"]
+    # the other variants of the same seeds are left for another process
+    calls = run_script(tmp_path, str(runs), "4", "2", "0 2")
+    assert sorted(Path(c["run"]).name for c in calls) == ["gumbel-s0", "gumbel-s2", "soft-s0", "soft-s2"]
+    bad = subprocess.run(["bash", str(RUNS_SCRIPT), "--only", "soft gumble", str(runs), "4", "2", "0"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown variant 'gumble'" in bad.stderr
+
 BASE = {"teacher": 20.0, "dimo": 25.0, "soft-dimo": 17.0, "soft": 18.0, "gumbel": 22.0, "gan_only": 40.0,
         "mask_none": 21.0, "data": 5.0}
 
