@@ -88,18 +88,21 @@ def _check_labels(rows: Sequence[Row]) -> None:
 
 
 def run_rows(rows: list[Row], metrics: Sequence[str], num: int, data: DataConfig, seed: int,
-             progress: bool = True, prompts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+             progress: bool = True, prompts: list[dict[str, Any]] | None = None,
+             evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """``evaluate`` every row (same metrics, N, data and seed); one result dict per row.
 
     A result is evaluate's output (``source``, ``n``, ``reference``, ``sampler``, ``evaluator``,
     the metrics) plus ``label``, ``model``, ``options`` and ``eval_seconds`` (evaluate's wall time:
     sampling + evaluator). ``prompts``: GenEval metadata list text generators draw instead of the
-    whole held-out set (cycled).
+    whole held-out set (cycled). ``evaluate_fn``: ``evaluate`` or a stand-in with its signature
+    (``memo.EvalMemo``, which keeps results for a re-run); default ``evaluate``.
     """
+    evaluate_fn = evaluate_fn or evaluate
     _check_labels(rows)
     out = []
     for k, row in enumerate(rows, 1):
-        res = evaluate(row.model, list(metrics), num, data, seed=seed, progress=progress, sampling=row.options,
+        res = evaluate_fn(row.model, list(metrics), num, data, seed=seed, progress=progress, sampling=row.options,
                        prompts=prompts)
         res["eval_seconds"] = res.pop("seconds")
         out.append({"label": row.label, "model": row.model, "options": dataclasses.asdict(row.options), **res})
@@ -178,11 +181,12 @@ def _key(x: float) -> str:
 
 
 # ---------------------------------------------------------------------- floor
-def mnist_floor(num: int, evaluator: str, seed: int, progress: bool, dataset: str = "mnist") -> dict[str, Any]:
+def mnist_floor(num: int, evaluator: str, seed: int, progress: bool, dataset: str = "mnist",
+                evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """FID / precision / recall of MNIST train[:N] vs test[:N]: from eval_validation.json, else computed.
 
     ``dataset``: another grey dataset's floor (``"fashion"``), always computed (eval_validation.json
-    holds MNIST floors only).
+    holds MNIST floors only). ``evaluate_fn`` as in :func:`run_rows`.
     """
     rel = FLOOR_JSON.relative_to(HERE.parent)
     reason = f"{rel} does not exist" if dataset == "mnist" else f"{rel} holds MNIST floors only"
@@ -200,8 +204,8 @@ def mnist_floor(num: int, evaluator: str, seed: int, progress: bool, dataset: st
                     "evaluator": evaluator, "how": "read",
                     "source": f"{rel}: metrics.floors_mnist_train_vs_test['{num}'] (commit {doc.get('commit')})"}
     print(f"floor: {reason}; computing FID(train[:{num}], test[:{num}])", flush=True)
-    out = evaluate(f"data:{dataset}:train", ["fid", "pr"], num, DataConfig(dataset=dataset), seed=seed,
-                   progress=progress)
+    out = (evaluate_fn or evaluate)(f"data:{dataset}:train", ["fid", "pr"], num, DataConfig(dataset=dataset),
+                                    seed=seed, progress=progress)
     if out["evaluator"] != evaluator:
         raise RuntimeError(f"floor evaluator {out['evaluator']!r} differs from the rows' {evaluator!r}")
     return {"n": num, "fid": out["fid"], "precision": out["precision"], "recall": out["recall"],
@@ -379,14 +383,17 @@ def sweep_metrics(data: DataConfig) -> list[str]:
 
 
 def best_temperature(path: str, temperatures: list[float], num: int, seed: int, progress: bool,
-                     data: DataConfig | None = None) -> tuple[float, dict[str, dict[str, float]]]:
+                     data: DataConfig | None = None,
+                     evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> tuple[float, dict[str, dict[str, float]]]:
     """The one-step sampling temperature of lowest *domain* FID (in-project classifier features) at N
-    (on a dataset other than MNIST: of lowest Inception FID, :func:`sweep_metrics`)."""
+    (on a dataset other than MNIST: of lowest Inception FID, :func:`sweep_metrics`); ``evaluate_fn`` as in
+    :func:`run_rows`."""
+    evaluate_fn = evaluate_fn or evaluate
     data = data or DataConfig(dataset="mnist")
     metrics = sweep_metrics(data)
     sweep = {}
     for t in temperatures:
-        out = evaluate(path, metrics, num, data, seed=seed, progress=progress, sampling=SamplingOptions(temperature=t))
+        out = evaluate_fn(path, metrics, num, data, seed=seed, progress=progress, sampling=SamplingOptions(temperature=t))
         sweep[_key(t)] = {m: out[m] for m in metrics}
         print(f"  τ={t:g}: " + ", ".join(f"{m} {out[m]:.3f}" for m in metrics), flush=True)
     best = min(temperatures, key=lambda t: sweep[_key(t)][metrics[0]])

@@ -24,8 +24,10 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
   the rule of the Di[M]O student); ``soft_fid_tau1``, ``soft_tau``, ``soft_rows``.
 * ``ablations``: {``soft``, ``gumbel``, ``gan_only``, ``mask_none``} (:data:`VARIANTS`, the §5.5
   overrides of the preset): per training seed the EMA student of the run's ``checkpoint-<--row-step>``
-  at its best τ picked the same way (``fids``, ``temperatures``, ``seeds``, ``run_dirs``), and
-  ``fid_mean``, ``fid_sd`` (sample sd; null with one seed), ``what`` (the override), ``rows``.
+  at the τ of ``--ablation-tau`` (``ablation_tau_rule``; default the sweep's τ*, one Inception FID a
+  run; ``best_of_tau1``: picked as the shipped student's) (``fids``, ``temperatures``, ``seeds``,
+  ``run_dirs``), and ``fid_mean``, ``fid_sd`` (sample sd; null with one seed), ``what`` (the
+  override), ``rows``.
 * ``curves``: the domain FID at ``--curve-num`` images of the EMA weights of every ``checkpoint-N``
   of each run (step 0: ``--dimo``, the student the runs start from) at the run's chosen τ.
 * ``diagnostics``: per run, the soft-vs-hard quantities it logged (token entropy, p_max, tr Σ, the
@@ -33,6 +35,9 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
 * ``step_cost``: seconds per optimiser step of ``refine`` over ``distill``, same batch and threads,
   alternated ``--cost-repeats`` times in this process (``--skip-cost``: left out).
 * ``floor``: the real-vs-real FID (train[:N] vs test[:N]) at the same N and evaluator.
+* ``memo``: every evaluation is kept in ``--memo`` as it is made (``memo.EvalMemo``, keyed by the
+  weights' content and the settings), so a stopped benchmark re-run measures only what it had not
+  finished; how many results were reused and the commits they were measured at.
 * ``targets`` (:func:`compute_targets`): each with its values and ``holds``; one whose inputs are
   absent (an ablation without finished runs, a pooled sd from one seed, a skipped step cost) is
   left out and named in ``targets_left_out``.
@@ -51,12 +56,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generators import Row, _evaluators, best_of_tau1, best_temperature, mnist_floor, run_rows, sweep_metrics  # noqa: E402
+from memo import EvalMemo  # noqa: E402
 
 from softdimo.config import DataConfig, load_config  # noqa: E402
 from softdimo.distill import OneStepStudent  # noqa: E402
@@ -79,6 +85,10 @@ SOFT_OVER_DIMO = 0.75  # Soft-Di[M]O FID ≤ this × Di[M]O's
 REFINE_OVER_DISTILL = 1.6  # a refine step ≤ this × a Di[M]O step
 BEST_TAU_RULE = ("the lower Inception FID of τ = 1 and the τ of --temperatures that temperature_sweeps.metric ranks "
                  "best (generators.best_of_tau1)")
+# How the ablation runs pick τ (--ablation-tau): the rule above, or the sweep's τ alone (one Inception FID a run
+# instead of two; every run is still treated alike).
+ABLATION_TAU_RULES = {"best_of_tau1": BEST_TAU_RULE,
+                      "sweep": "the τ of --temperatures that temperature_sweeps.metric ranks best (one Inception FID)"}
 TARGET_NAMES = ("soft_le_0.95x_teacher", "soft_le_0.75x_dimo", "soft_beats_gumbel_by_pooled_sd",
                 "soft_below_mask_none", "gan_only_worse_than_soft", "refine_step_le_1.6x")
 
@@ -121,6 +131,7 @@ class Measure:
     curve_num: int  # N of the τ sweeps and the curves
     temperatures: list[float]
     seed: int
+    evaluate: Callable[..., dict[str, Any]] | None = None  # an EvalMemo (--memo): results kept for a re-run
 
 
 # ---------------------------------------------------------------------- students of the runs
@@ -163,11 +174,14 @@ def row_student(run: Path, step: int, tmp: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- measuring
-def _proxy_fid(path: Path, temperature: float, num: int, seed: int, data: DataConfig) -> float:
-    """The cheap FID of the τ sweeps and the curves (``generators.sweep_metrics``)."""
+def _proxy_fid(path: Path, temperature: float, num: int, seed: int, data: DataConfig,
+               evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> float:
+    """The cheap FID of the τ sweeps and the curves (``generators.sweep_metrics``); ``evaluate_fn``: default
+    ``evaluate``."""
+    evaluate_fn = evaluate_fn or evaluate
     metric = sweep_metrics(data)[0]
-    out = evaluate(str(path), [metric], num, data, seed=seed, progress=False,
-                   sampling=SamplingOptions(temperature=temperature))
+    out = evaluate_fn(str(path), [metric], num, data, seed=seed, progress=False,
+                      sampling=SamplingOptions(temperature=temperature))
     return float(out[metric])
 
 
@@ -182,23 +196,26 @@ class StudentResult:
 
     tau: float
     fid: float
-    fid_tau1: float
+    fid_tau1: float | None
     rows: list[dict[str, Any]]
     sweep: dict[str, dict[str, float]]
 
 
-def measure_student(label: str, kind: str, path: Path, m: Measure, **extra: Any) -> StudentResult:
+def measure_student(label: str, kind: str, path: Path, m: Measure, rule: str = "best_of_tau1",
+                    **extra: Any) -> StudentResult:
     """τ* from the sweep over ``m.temperatures`` (``generators.best_temperature``), then Inception FID at τ*
-    and τ = 1 and the lower of the two (``generators.best_of_tau1``). ``extra`` goes into every row."""
+    and τ = 1 and the lower of the two (``generators.best_of_tau1``); ``rule="sweep"``: at τ* only
+    (``fid_tau1`` is then None unless τ* is 1). ``extra`` goes into every row."""
     print(f"temperature sweep: {label}", flush=True)
-    swept, sweep = best_temperature(str(path), m.temperatures, m.curve_num, m.seed, False, m.data)
-    taus = [swept] if swept == 1.0 else [swept, 1.0]
+    swept, sweep = best_temperature(str(path), m.temperatures, m.curve_num, m.seed, False, m.data, m.evaluate)
+    taus = [swept] if swept == 1.0 or rule == "sweep" else [swept, 1.0]
     rows = run_rows([Row(f"{label} τ={t:g}", str(path), SamplingOptions(temperature=t)) for t in taus],
-                    FID_METRICS, m.num, m.data, m.seed, progress=False)
+                    FID_METRICS, m.num, m.data, m.seed, progress=False, evaluate_fn=m.evaluate)
     for r in rows:
         r.update(kind=kind, **extra)
     best = best_of_tau1(rows[0], rows[-1])
-    return StudentResult(best["options"]["temperature"], best["fid"], rows[-1]["fid"], rows, sweep)
+    tau1 = rows[-1]["fid"] if rows[-1]["options"]["temperature"] == 1.0 else None
+    return StudentResult(best["options"]["temperature"], best["fid"], tau1, rows, sweep)
 
 
 def teacher_candidates(teacher_doc: dict[str, Any], k: int) -> list[dict[str, Any]]:
@@ -217,7 +234,7 @@ def measure_teacher(path: str, candidates: list[dict[str, Any]], m: Measure) -> 
     """The teacher at each candidate setting, measured here (``fid_there``: the setting's FID in its file)."""
     rows = [Row(f"teacher {c['options']['steps']} steps cfg {c['options']['cfg_scale']:g}", path,
                 SamplingOptions(**c["options"])) for c in candidates]
-    results = run_rows(rows, FID_METRICS, m.num, m.data, m.seed, progress=False)
+    results = run_rows(rows, FID_METRICS, m.num, m.data, m.seed, progress=False, evaluate_fn=m.evaluate)
     for r, c in zip(results, candidates):
         r.update(kind="teacher", fid_there=c["fid_there"], label_there=c["label_there"])
     return results
@@ -236,7 +253,7 @@ def measure_dimo(path: str, tau: float, m: Measure) -> list[dict[str, Any]]:
     """The Di[M]O student at ``tau`` and at τ = 1 (one row when ``tau`` is 1)."""
     taus = [tau] if tau == 1.0 else [tau, 1.0]
     rows = run_rows([Row(f"Di[M]O τ={t:g}", path, SamplingOptions(temperature=t)) for t in taus], FID_METRICS,
-                    m.num, m.data, m.seed, progress=False)
+                    m.num, m.data, m.seed, progress=False, evaluate_fn=m.evaluate)
     for r in rows:
         r["kind"] = "dimo"
     return rows
@@ -247,12 +264,13 @@ def mean_sd(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def measure_variant(name: str, runs: dict[int, Path], row_step: int, m: Measure,
-                    tmp: Path) -> tuple[dict[str, Any], dict[int, StudentResult]]:
-    """One ablation over its seeds: every run's EMA student at ``row_step``, each at its best τ."""
+def measure_variant(name: str, runs: dict[int, Path], row_step: int, m: Measure, tmp: Path,
+                    rule: str = "best_of_tau1") -> tuple[dict[str, Any], dict[int, StudentResult]]:
+    """One ablation over its seeds: every run's EMA student at ``row_step``, each at its τ by ``rule``
+    (:data:`ABLATION_TAU_RULES`)."""
     variant = VARIANTS[name]
     per_seed = {seed: measure_student(f"{variant.label}, seed {seed}, {row_step} steps", name,
-                                      row_student(run, row_step, tmp), m, seed=seed, run_dir=str(run))
+                                      row_student(run, row_step, tmp), m, rule, seed=seed, run_dir=str(run))
                 for seed, run in runs.items()}
     fids = [r.fid for r in per_seed.values()]
     mean, sd = mean_sd(fids)
@@ -273,7 +291,7 @@ def curve(run: Path, start: float, temperature: float, m: Measure, tmp: Path,
         value = known.get(step)
         if value is None:
             value = _proxy_fid(student_at(run, ck, tmp / f"{run.name}-step-{step}"), temperature, m.curve_num,
-                               m.seed, m.data)
+                               m.seed, m.data, m.evaluate)
         points.append({"step": step, key: value})
         print(f"  {run.name} step {step}: {key} {value:.2f}", flush=True)
     return points
@@ -390,16 +408,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--row-step", type=int, default=300, help="the runs are compared at their EMA student of this step")
     ap.add_argument("--curve-num", type=int, default=1000)
     ap.add_argument("--temperatures", default="1,2,3")
+    ap.add_argument("--ablation-tau", choices=sorted(ABLATION_TAU_RULES), default="sweep",
+                    help="how each ablation run's τ is picked: the sweep's τ (one Inception FID a run) or the "
+                         "lower Inception FID of that τ and τ = 1, the rule of the shipped students (two)")
     ap.add_argument("--cost-steps", type=int, default=25)
     ap.add_argument("--cost-warmup", type=int, default=5)
     ap.add_argument("--cost-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--memo", help="JSON-lines file keeping every measurement as it is made, so a stopped run "
+                                   "repeats only what it had not finished (default RUNS/soft_gan_DATASET.memo.jsonl; "
+                                   "'none': keep nothing)")
     args = ap.parse_args(argv)
     for key, value in defaults(args.dataset).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.memo is None:
+        args.memo = str(Path(args.runs) / f"soft_gan_{args.dataset}.memo.jsonl")
     return args
 
 
@@ -407,8 +433,9 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
+    memo = None if args.memo == "none" else EvalMemo(args.memo, evaluate)
     m = Measure(DataConfig(dataset=args.dataset), args.num, args.curve_num,
-                [float(t) for t in args.temperatures.split(",")], args.seed)
+                [float(t) for t in args.temperatures.split(",")], args.seed, memo)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = finished_runs(Path(args.runs), seeds)
     tmp_dir = tempfile.TemporaryDirectory()
@@ -421,12 +448,12 @@ def main() -> None:
     soft = measure_student("Soft-Di[M]O shipped", "soft", Path(args.shipped), m, shipped=True)
     ablations, per_run = {}, {}
     for name, seed_runs in runs.items():
-        ablations[name], per_seed = measure_variant(name, seed_runs, args.row_step, m, tmp)
+        ablations[name], per_seed = measure_variant(name, seed_runs, args.row_step, m, tmp, args.ablation_tau)
         per_run.update({f"{name}-s{s}": (seed_runs[s], r) for s, r in per_seed.items()})
 
     all_rows = teacher_rows + dimo_rows + soft.rows + [r for a in ablations.values() for r in a["rows"]]
     evaluator = _evaluators(all_rows)["fid_pr"]  # one evaluator for every row (raises otherwise)
-    floor = mnist_floor(args.num, evaluator, args.seed, False, args.dataset)
+    floor = mnist_floor(args.num, evaluator, args.seed, False, args.dataset, m.evaluate)
     for r in all_rows:
         r["fid_over_floor"] = r["fid"] / floor["fid"]
 
@@ -435,7 +462,7 @@ def main() -> None:
     curves = {}
     for run_name, (path, res) in per_run.items():
         if res.tau not in start:
-            start[res.tau] = _proxy_fid(Path(args.dimo), res.tau, m.curve_num, m.seed, m.data)
+            start[res.tau] = _proxy_fid(Path(args.dimo), res.tau, m.curve_num, m.seed, m.data, m.evaluate)
         known = {args.row_step: res.sweep[f"{res.tau:g}"][key]} if f"{res.tau:g}" in res.sweep else {}
         curves[run_name] = curve(path, start[res.tau], res.tau, m, tmp, known)
     diags = {run_name: diagnostics(path) for run_name, (path, _) in per_run.items()}
@@ -455,7 +482,7 @@ def main() -> None:
         "dimo_fid": dimo_rows[0]["fid"], "dimo_tau": dimo_tau, "dimo_fid_tau1": dimo_rows[-1]["fid"],
         "dimo_tau_from": args.dimo_json, "dimo_rows": dimo_rows,
         "soft_fid": soft.fid, "soft_tau": soft.tau, "soft_fid_tau1": soft.fid_tau1, "soft_rows": soft.rows,
-        "best_tau_rule": BEST_TAU_RULE,
+        "best_tau_rule": BEST_TAU_RULE, "ablation_tau_rule": ABLATION_TAU_RULES[args.ablation_tau],
         "ablations": ablations,
         "temperature_sweeps": {"metric": sweep_what, "shipped": soft.sweep,
                                **{n: res.sweep for n, (_, res) in per_run.items()}},
@@ -464,10 +491,12 @@ def main() -> None:
         "diagnostics": {"source": "metrics.jsonl generator/* (soft-vs-hard quantities every log step; d_acc from "
                                   "disc/d_acc)", **diags},
         "step_cost": cost, "targets": targets, "targets_left_out": [t for t in TARGET_NAMES if t not in targets],
+        "memo": memo.summary() if memo else None,
     }
     config = {"runs": args.runs, "seeds": seeds, "row_step": args.row_step, "dataset": args.dataset,
               **{k: getattr(args, k) for k in defaults(args.dataset)}, "teacher_candidates": args.teacher_candidates,
               "num": args.num, "curve_num": args.curve_num, "temperatures": m.temperatures, "seed": args.seed,
+              "ablation_tau": args.ablation_tau, "memo": args.memo,
               "threads": args.threads, "variants": {n: list(v.overrides) for n, v in VARIANTS.items()},
               "runs_script": f"bash benchmarks/soft_gan_runs.sh {args.runs} STEPS EVERY \"{' '.join(map(str, seeds))}\""}
     tmp_dir.cleanup()

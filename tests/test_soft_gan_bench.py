@@ -102,6 +102,7 @@ def test_dataset_picks_the_default_paths(bench):
     assert (f.teacher, f.dimo, f.shipped, f.config, f.json, f.teacher_json) == (
         "checkpoints/teacher-fashion", "D", "checkpoints/soft-dimo-fashion", "configs/fashion/soft_gan.yaml",
         "benchmarks/results/soft_gan_fashion.json", "benchmarks/results/teacher_fashion.json")
+    assert a.memo == str(Path("R") / "soft_gan_mnist.memo.jsonl") and f.memo == str(Path("R") / "soft_gan_fashion.memo.jsonl")
 
 
 STUB = """#!{python}
@@ -196,15 +197,24 @@ def fake_evaluate(model, metrics, num, data=None, seed=0, progress=True, samplin
             "seconds": 0.0}
 
 
-def write_run(run: Path, student: Path, steps: list[int]) -> None:
-    """A refine run folder as the benchmark reads it: final/, checkpoint-N/models.safetensors, metrics.jsonl."""
+def salted(state: dict, salt: float) -> dict:
+    """A copy of a state dict whose first floating tensor is shifted by ``salt``: other weights, as another run's."""
+    out = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    first = next(k for k, v in out.items() if v.is_floating_point())
+    out[first] += salt
+    return out
+
+
+def write_run(run: Path, student: Path, steps: list[int], salt: float = 0.0) -> None:
+    """A refine run folder as the benchmark reads it: final/, checkpoint-N/models.safetensors, metrics.jsonl;
+    each checkpoint's weights differ from the others' by ``salt`` and the step."""
     from safetensors.torch import save_file
 
     from softdimo.distill import OneStepStudent
 
     s = OneStepStudent.from_pretrained(student)
-    ema = {f"ema.student.{k}": v.detach().clone().contiguous() for k, v in s.mdm.state_dict().items()}
     for step in steps:
+        ema = {f"ema.student.{k}": v for k, v in salted(s.mdm.state_dict(), salt + 1e-3 * step).items()}
         (run / f"checkpoint-{step}").mkdir(parents=True)
         save_file(ema, str(run / f"checkpoint-{step}" / "models.safetensors"))
     s.save_pretrained(run / "final")
@@ -221,11 +231,13 @@ def test_main_writes_the_schema_from_made_up_numbers(bench, tmp_path, monkeypatc
     student = tmp_path / "dimo"
     make_student().save_pretrained(student)
     shipped, teacher = tmp_path / "soft-dimo", tmp_path / "teacher"
-    make_student().save_pretrained(shipped)
+    soft = make_student()
+    soft.mdm.load_state_dict(salted(soft.mdm.state_dict(), 0.5))  # other weights than the Di[M]O student's
+    soft.save_pretrained(shipped)
     runs = tmp_path / "runs"
-    for name in bench.VARIANTS:
+    for i, name in enumerate(bench.VARIANTS):
         for seed in (0, 1):
-            write_run(bench.run_dir(runs, name, seed), student, [2, 4])
+            write_run(bench.run_dir(runs, name, seed), student, [2, 4], salt=0.1 * (i + 1) + 0.01 * seed)
     t_rows = [teacher_row(f"N={n} cfg=1.5", n, 1.5, 30.0 - n) for n in (1, 4, 8, 16, 32)]
     (tmp_path / "teacher.json").write_text(json.dumps({"commit": "c0", "metrics": {"rows": t_rows}}))
     (tmp_path / "dimo.json").write_text(json.dumps({"metrics": {"student_best_tau": 3.0, "student_rows": []}}))
@@ -254,6 +266,9 @@ def test_main_writes_the_schema_from_made_up_numbers(bench, tmp_path, monkeypatc
     assert a["gumbel"]["temperatures"] == [2.0, 2.0] and a["gumbel"]["what"] == "gan.embedding=gumbel"
     assert a["gumbel"]["run_dirs"] == [str(bench.run_dir(runs, "gumbel", s)) for s in (0, 1)]
     assert {r["seed"] for r in a["soft"]["rows"]} == {0, 1} and a["soft"]["what"].startswith("none")
+    # the ablation runs at the sweep's τ alone (one Inception FID a run); the shipped student at τ* and τ = 1
+    assert [r["options"]["temperature"] for r in a["soft"]["rows"]] == [2.0, 2.0] and len(m["soft_rows"]) == 2
+    assert m["ablation_tau_rule"] == bench.ABLATION_TAU_RULES["sweep"]
     # curves: step 0 = the Di[M]O student, then every checkpoint at the run's τ (domain FID = 2 × fake FID)
     assert m["curves"]["soft-s1"] == [{"step": 0, "domain_fid": 50.0}, {"step": 2, "domain_fid": 38.0},
                                       {"step": 4, "domain_fid": 37.0}]
@@ -262,6 +277,25 @@ def test_main_writes_the_schema_from_made_up_numbers(bench, tmp_path, monkeypatc
     assert m["step_cost"] is None and m["targets_left_out"] == ["refine_step_le_1.6x"]
     assert m["targets"]["soft_le_0.95x_teacher"]["holds"] and m["targets"]["soft_le_0.75x_dimo"]["holds"]
     assert m["targets"]["soft_beats_gumbel_by_pooled_sd"]["holds"] and m["targets"]["gan_only_worse_than_soft"]["holds"]
+    assert m["memo"]["file"] == str(runs / "soft_gan_mnist.memo.jsonl") and m["memo"]["reused"] == 0
+
+    # re-run (as after a stop): every number is read back from the memo, none measured again
+    def no_evaluation(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(bench, "evaluate", no_evaluation)
+    monkeypatch.setattr(sys.modules["generators"], "evaluate", no_evaluation)
+    bench.main()
+    m2 = json.loads(out.read_text())["metrics"]
+    assert m2["memo"]["measured"] == 0 and m2["memo"]["reused"] == m["memo"]["measured"] > 20
+    strip = {"memo", "source", "model", "run_dirs", "eval_seconds"}
+
+    def same(x):  # the numbers, not the temporary folders they were written to
+        if isinstance(x, dict):
+            return {k: same(v) for k, v in x.items() if k not in strip}
+        return [same(v) for v in x] if isinstance(x, list) else x
+
+    assert same(m2) == same(m)
 
     # the report reads this file: the comparison, the ablations over seeds and the targets
     from softdimo.report import ReportOptions, build
