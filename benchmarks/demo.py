@@ -53,15 +53,22 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
 
 
 def copy_results(demo_json: Path, dest_json: Path) -> dict:
-    """The demo's results document, with its pictures copied next to ``dest_json``."""
+    """The demo's results document, with its pictures copied next to ``dest_json``; the pictures an
+    earlier run left in those folders that this document does not show are removed."""
     doc = json.loads(demo_json.read_text())
     src_dir = demo_json.parent
+    copied: set[Path] = set()
     for stage in doc["metrics"].get("stages", []):
         for pic in stage.get("pictures", []):
             for strip in pic.get("strips", []):
                 target = dest_json.parent / strip["file"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src_dir / strip["file"], target)
+                copied.add(target)
+    for folder in {t.parent for t in copied}:
+        for old in folder.glob("*.png"):
+            if old not in copied:
+                old.unlink()
     return doc
 
 
