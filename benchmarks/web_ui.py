@@ -16,8 +16,10 @@ and two on the TTEO tab, every one drawn), ``images`` (images drawn; the gallery
 so each is scrolled into view first), ``teacher_seconds`` and ``one_step_seconds`` (seconds per
 image of the teacher at N steps and of the fastest one-step student, from the page), ``speedup``,
 ``rows`` (the timing table), ``tteo`` (its table), the browser's version, the screenshot's path,
-the load average when it started and, when that load exceeds ¾ of the cores, a ``caveat`` that
-the timings were taken on a busy machine.
+the load average when it started, ``busy_cores_at_start`` (cores other work kept busy over the
+:data:`BUSY_WINDOW` seconds before the server started, from ``/proc/stat``: the load average lags
+by a minute) and, when that exceeds ¾ of the cores, a ``caveat`` that the timings were taken on a
+busy machine.
 """
 from __future__ import annotations
 
@@ -46,6 +48,27 @@ def shown(path: str) -> str:
     """``path`` relative to the repository when it lies inside it (results files name no machine's folders)."""
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
+BUSY_WINDOW = 2.0  # seconds over which busy_cores measures the other work on the machine
+
+
+def busy_cores(window: float) -> float | None:
+    """Cores kept busy over the next ``window`` seconds (from ``/proc/stat``; None where it is absent)."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    a = sample()
+    time.sleep(window)
+    b = sample()
+    if a is None or b is None or b[1] == a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1]) * (os.cpu_count() or 1)
 
 
 def free_port() -> int:
@@ -111,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     log = Path(tempfile.mkstemp(prefix="softdimo-serve-", suffix=".log")[1])
+    busy = busy_cores(BUSY_WINDOW)
     server = subprocess.Popen([sys.executable, "-m", "softdimo", "serve", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    metrics: dict = {"url": url, "load_average_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
+    metrics: dict = {"url": url, "load_average_at_start": os.getloadavg()[0], "busy_cores_at_start": busy,
+                     "cpu_count": os.cpu_count()}
     try:
         wait_for(url, server, args.timeout)
         metrics["server_start_seconds"] = time.time() - t0
@@ -157,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             tteo=tteo_rows, browser=f"{exe or 'playwright chromium'} {version}", screenshot=shown(args.png),
             note="seconds per image as the page shows them: one request of 10 images per model (labels 0–9), "
                  "after a warm-up draw when the server loaded the model")
-        if metrics["load_average_at_start"] > 0.75 * (os.cpu_count() or 1):  # other work held the cores
-            metrics["caveat"] = (f"measured on a busy machine (load average {metrics['load_average_at_start']:.1f} on "
+        load = busy if busy is not None else metrics["load_average_at_start"]
+        if load > 0.75 * (os.cpu_count() or 1):  # other work held the cores
+            what = "busy cores" if busy is not None else "load average"
+            metrics["caveat"] = (f"measured on a busy machine ({what} {load:.1f} of "
                                  f"{os.cpu_count()} cores): the page's checks hold, its timings are slower than "
                                  f"benchmarks/results/speed.json's; rerun on an idle machine for timings")
     finally:
