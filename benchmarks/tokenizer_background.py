@@ -1,9 +1,11 @@
 """How a world tokenizer codes the flat background: codes used and code perplexity on background patches.
 
-    git show a236c2d~1:checkpoints/tokenizer-world/config.json > /tmp/tok512/config.json   # (and model.safetensors;
-    # that K = 512 tokenizer and the results file are of the free layout, the world's default then)
-    python benchmarks/tokenizer_background.py --models k128=checkpoints/tokenizer-world,k512=/tmp/tok512 \
+    python benchmarks/tokenizer_background.py --models slots=checkpoints/tokenizer-world \
         --n 2000 --json benchmarks/results/tokenizer_world_background.json
+    # the free-layout tokenizers it replaced (retired; from git history: K = 128 at e52b7a2~1, K = 512 at a236c2d~1)
+    git show e52b7a2~1:checkpoints/tokenizer-world/config.json > /tmp/tok128/config.json   # (and model.safetensors)
+    python benchmarks/tokenizer_background.py --layout free --models k128=/tmp/tok128,k512=/tmp/tok512 \
+        --n 2000 --json benchmarks/results/tokenizer_world_background_free.json
 
 A patch is *background* when every pixel of its (H/h)×(W/w) cell equals the world's background colour
 (:data:`softdimo.data.world.BACKGROUND`). For world test[:N], per tokenizer: the share of background
@@ -35,10 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", required=True, help="LABEL=PATH[,LABEL=PATH…] tokenizer folders")
     ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--layout", choices=["slots", "free"], default="slots", help="the world's layout (data.world_layout)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     started, t0 = now(), time.time()
-    x = build_dataset(DataConfig(dataset="world"), "test").images_uint8(range(args.n))
+    x = build_dataset(DataConfig(dataset="world", world_layout=args.layout), "test").images_uint8(range(args.n))
     bg = torch.tensor(BACKGROUND, dtype=torch.uint8).view(1, 3, 1, 1)
     metrics: dict[str, dict] = {}
     for item in args.models.split(","):
@@ -52,8 +55,9 @@ def main() -> None:
                           "background": code_stats(ids[is_bg], tok.num_tokens),
                           "digit": code_stats(ids[~is_bg], tok.num_tokens)}
         print(label, metrics[label], flush=True)
-    write_results(args.json, "tokenizer_world_background", {"n": args.n, "reference": f"world test[:{args.n}]",
-                                                            "tokenizers": metrics},
+    name = "tokenizer_world_background" + ("" if args.layout == "slots" else f"_{args.layout}")
+    write_results(args.json, name, {"n": args.n, "reference": f"world test[:{args.n}] ({args.layout} layout)",
+                                    "layout": args.layout, "tokenizers": metrics},
                   config=vars(args), started=started, seconds=time.time() - t0)
 
 
