@@ -15,8 +15,11 @@ Without ``--fresh-clone`` the demo runs in this checkout, also with an empty cac
 The results JSON is the demo's own ``demo.json`` (its stages, each with ``before``, ``after``,
 ``metric`` and ``improved``) with, in ``metrics``: ``seconds`` (wall time of the ``softdimo demo``
 process), ``setup_seconds`` (``make setup``; null when skipped), ``demo_seconds_before_report``,
-``target_seconds`` (600) and ``within_target``, ``all_improved``. The demo's pictures are copied
-next to the JSON (``demo/*.png``) so that ``softdimo report`` shows them.
+``target_seconds`` (600) and ``within_target``, ``all_improved``, and ``report_check``: the demo's
+own page (``OUT/report/report.html``) checked in headless Chromium by ``benchmarks/report_render.py
+--html`` (no placeholder, no broken image, no missing checkpoint, the page drawn; ``status``,
+``checks``; not timed; ``--no-report-check`` leaves it out). The demo's pictures are copied next
+to the JSON (``demo/*.png``) so that ``softdimo report`` shows them.
 """
 from __future__ import annotations
 
@@ -72,6 +75,23 @@ def copy_results(demo_json: Path, dest_json: Path) -> dict:
     return doc
 
 
+def check_report(python: str, code: Path, out: Path, work: Path, env: dict[str, str]) -> dict:
+    """``benchmarks/report_render.py --html`` on the demo's page, with the checkout's checkpoints; its
+    ``status`` and ``checks`` (status ``not checked`` with the reason when the check could not run)."""
+    result = work / "report_render.json"
+    result.unlink(missing_ok=True)
+    cmd = [python, str(code / "benchmarks" / "report_render.py"), "--html", str(out / "report" / "report.html"),
+           "--checkpoints", str(code / "checkpoints"), "--json", str(result), "--png", str(work / "report_render.png")]
+    with open(work / "report_render.log", "w") as f:
+        res = subprocess.run(cmd, cwd=code, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if not result.is_file():
+        return {"status": "not checked", "why": f"report_render.py exited with {res.returncode} without a result "
+                                                f"(log {work / 'report_render.log'})"}
+    m = json.loads(result.read_text())["metrics"]
+    return {"status": m["status"], "checks": m["checks"], "page_check": m.get("page_check"),
+            "browser": m.get("browser"), "how": "benchmarks/report_render.py --html OUT/report/report.html"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fresh-clone", action="store_true", help="clone HEAD into a new folder and run there")
@@ -81,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "folder, removed at the end unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "demo.json"))
+    ap.add_argument("--report-check", action=argparse.BooleanOptionalAction, default=True,
+                    help="check the demo's report page in headless Chromium afterwards (report_render.py --html)")
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="softdimo-demo-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -118,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         m.update(seconds=seconds, setup_seconds=setup_seconds, demo_seconds_before_report=m.get("seconds"),
                  target_seconds=TARGET_SECONDS, within_target=seconds <= TARGET_SECONDS,
                  fresh_clone=args.fresh_clone, cold_cache=True)
+        if args.report_check:
+            m["report_check"] = check_report(python, code, out, work, env)
         doc.update(command=" ".join(["demo.py", *(argv if argv is not None else sys.argv[1:])]),
                    commit=git_commit(code), machine=machine(), started=started, seconds=seconds)
         doc["config"] = {**(doc.get("config") or {}), "demo_command": " ".join(cmd[1:]),
@@ -130,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         for s in stages:
             print(f"  {s['name']}: {s['metric']} {s['before']:.4g} -> {s['after']:.4g} "
                   f"({'improved' if s['improved'] else 'NOT improved'})")
+        if "report_check" in m:
+            failed = [k for k, v in (m["report_check"].get("checks") or {}).items() if not v]
+            print(f"  report page: {m['report_check']['status']}" + (f"; failed: {failed}" if failed else ""))
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
