@@ -1,7 +1,7 @@
 """Soft-Di[M]O against its teacher and Di[M]O, and its ablations over training seeds (docs/method.md §5, §5.5)
 → ``benchmarks/results/soft_gan_mnist.json`` (``--dataset fashion``: ``soft_gan_fashion.json``).
 
-    bash benchmarks/soft_gan_runs.sh RUNS 300 150 "0 1 2"   # 4 variants × 3 training seeds, equal steps
+    bash benchmarks/soft_gan_runs.sh RUNS 300 100 "0 1 2"   # 4 variants × 3 training seeds, equal steps
     python benchmarks/soft_gan.py --runs RUNS --seeds 0,1,2 --row-step 300
 
 (Fashion-MNIST: ``bash benchmarks/soft_gan_runs.sh --config configs/fashion/soft_gan.yaml RUNS …`` and

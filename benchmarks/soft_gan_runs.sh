@@ -4,7 +4,7 @@
 # preset's Di[M]O student with the same number of steps, keeping every checkpoint (the benchmark compares
 # the runs' EMA students at one step and draws domain-FID-vs-step curves from all of them).
 #   bash benchmarks/soft_gan_runs.sh [--config PRESET] [--only "VARIANTS"] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]
-#   bash benchmarks/soft_gan_runs.sh RUNS 300 150 "0 1 2"
+#   bash benchmarks/soft_gan_runs.sh RUNS 300 100 "0 1 2"
 #   python benchmarks/soft_gan.py --runs RUNS --seeds 0,1,2 --row-step 300
 # Variant NAME with seed S runs in RUNS_DIR/refine/NAME-sS (softdimo's <train.out_dir>/<command>/<train.run_name>):
 #   soft       the preset (soft embeddings + GAN + Di[M]O)

@@ -14,7 +14,7 @@ GENEVAL_TAGS = ["single_object", "two_object", "counting", "colors", "position",
 PRODUCED_BY: dict[str, str] = {
     "teacher_mnist.json": "python benchmarks/generators.py --preset dimo_mnist … (writes teacher_mnist.json too)",
     "dimo_mnist.json": "python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist …",
-    "soft_gan_mnist.json": "bash benchmarks/soft_gan_runs.sh RUNS_DIR 300 150 \"0 1 2\", then python benchmarks/soft_gan.py "
+    "soft_gan_mnist.json": "bash benchmarks/soft_gan_runs.sh RUNS_DIR 300 100 \"0 1 2\", then python benchmarks/soft_gan.py "
                            "--runs RUNS_DIR --seeds 0,1,2 --row-step 300",
     "teacher_world.json": "python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world "
                           "--images-per-prompt 4 --json benchmarks/results/teacher_world.json",
