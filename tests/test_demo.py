@@ -36,6 +36,10 @@ def test_demo_tiny(tmp_path, capsys, monkeypatch):
     curve = stages["dimo_curve"]
     assert curve["kind"] == "curve" and [p["step"] for p in curve["curve"]] == [0, BUDGETS["tiny"].dimo_steps]
     assert curve["before"] == curve["curve"][0]["value"] and curve["after"] == curve["curve"][-1]["value"]
+    gan = stages["soft_gan"]  # each side: the mean over the budget's sampling seeds at its best τ
+    seeds = gan["extra"]["domain_fid_seeds_before"], gan["extra"]["domain_fid_seeds_after"]
+    assert [len(v) for v in seeds] == [BUDGETS["tiny"].spread_seeds] * 2 and gan["extra"]["difference_se"] > 0
+    assert (gan["before"], gan["after"]) == pytest.approx((sum(seeds[0]) / 2, sum(seeds[1]) / 2))
     speed = stages["onestep_mnist"]
     assert len(speed["rows"]) == 2 + 2 and all(r["seconds_per_image"] > 0 for r in speed["rows"])
     # the students of the one-step stage are what checkpoints/ holds, never a made-up name
@@ -56,6 +60,13 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path):
     with pytest.raises(DataError, match="did not make"):
         prepare_out(tmp_path)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_difference_se_of_two_means():
+    from softdimo.demo.soft_gan import diff_se
+
+    assert diff_se([1.0, 3.0], [2.0, 2.0, 2.0]) == pytest.approx((2.0 / 2) ** 0.5)
+    assert diff_se([1.0], [2.0, 3.0]) is None
 
 
 def test_budgets_and_curve_steps():

@@ -28,6 +28,7 @@ class DemoBudget:
     tteo_iters: int  # TTEO SGD steps per candidate
     best_of: int  # TTEO candidates per prompt
     temperatures: tuple[float, ...]  # one-step τ tried for each student of the Soft-Di[M]O stage (best τ reported)
+    spread_seeds: int = 3  # sampling seeds of each Soft-Di[M]O-stage student at its τ (mean and its standard error)
     grid_per_condition: int = 2  # rows of samples per model in the pictures
     threads: int = 0  # torch threads (0 = torch's default: all cores)
 
@@ -35,7 +36,8 @@ class DemoBudget:
 BUDGETS: dict[str, DemoBudget] = {
     "tiny": DemoBudget(recon_num=16, eval_num=16, world_prompts=6, speed_batch=4, speed_repeats=1, dimo_steps=2,
                        dimo_points=1, curve_num=16, reward_steps=2, batch_size=4,
-                       tteo_iters=1, best_of=2, temperatures=(1.0, 2.0), grid_per_condition=1, threads=1),
+                       tteo_iters=1, best_of=2, temperatures=(1.0, 2.0), grid_per_condition=1, threads=1,
+                       spread_seeds=2),
     "default": DemoBudget(recon_num=500, eval_num=500, world_prompts=240, speed_batch=32, speed_repeats=3,
                           dimo_steps=60, dimo_points=2, curve_num=300, reward_steps=50, batch_size=32,
                           tteo_iters=2, best_of=4, temperatures=(1.0, 2.0, 3.0, 5.0)),

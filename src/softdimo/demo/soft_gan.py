@@ -6,11 +6,14 @@ key, the shipped ``dimo-mnist``). After: the shipped student that a run of that 
 GAN weight above zero; its model card gives the command). Both are measured in this run: domain
 FID of N one-step images, each student at its best temperature τ over the same short list (the
 same seed for every τ and both models), so that neither side is handicapped by a τ chosen for the
-other. No training happens here: the refinement that made the shipped student took hundreds of
+other; then each at its τ with ``budget.spread_seeds`` sampling seeds in all, whose mean is the stage's
+before and after, with the standard error of their difference. No training happens here: the refinement that made the shipped student took hundreds of
 steps (its card), far beyond a demo's minutes, and a few dozen steps would show noise.
 """
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from ..run import TRAIN_COMMANDS
 from ..sample import SamplingOptions
 from ..teachers.catalog import catalog, entry
 from .budget import DemoBudget
-from .measure import DOMAIN_EVALUATOR, Model, mnist_quality, picture
+from .measure import DOMAIN_EVALUATOR, SEED, Model, mnist_quality, picture
 from .stage import Progress, StageResult
 
 PRESET = ("mnist", "soft_gan.yaml")
@@ -62,6 +65,25 @@ def best_temperature(label: str, path: str, budget: DemoBudget) -> tuple[float, 
     return best["temperature"], {"domain_fid": best["domain_fid"], "classifier_score": best["classifier_score"]}, rows
 
 
+def over_seeds(label: str, path: str, tau: float, first: float, budget: DemoBudget) -> list[dict[str, Any]]:
+    """Domain FID of ``path`` at ``tau`` for each of ``budget.spread_seeds`` sampling seeds (the first, SEED,
+    is ``first``, already measured by the τ sweep)."""
+    rows = [{"label": f"{label}, τ {tau:g}, seed {SEED}", "model": path, "temperature": tau, "seed": SEED,
+             "domain_fid": first, "n": budget.eval_num}]
+    for k in range(1, budget.spread_seeds):
+        q = mnist_quality(Model(label, path, SamplingOptions(temperature=tau)), budget.eval_num, seed=SEED + k)
+        rows.append({"label": f"{label}, τ {tau:g}, seed {SEED + k}", "model": path, "temperature": tau,
+                     "seed": SEED + k, **q, "n": budget.eval_num})
+    return rows
+
+
+def diff_se(a: list[float], b: list[float]) -> float | None:
+    """Standard error of mean(b) − mean(a) for independent draws (None with fewer than two of each)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+
+
 def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: Progress,
                    quiet: bool = True) -> StageResult:
     """The shipped Di[M]O student and its shipped Soft-Di[M]O refinement; best-τ domain FID of each."""
@@ -74,6 +96,12 @@ def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: P
     progress.line(f"{name}: domain FID {q0['domain_fid']:.1f} at τ {tau0:g}")
     tau1, q1, rows1 = best_temperature(f"{soft} (after)", str(refined), budget)
     progress.line(f"{soft}: domain FID {q1['domain_fid']:.1f} at τ {tau1:g}")
+    seeds0 = over_seeds(f"{name} (before)", student, tau0, q0["domain_fid"], budget)
+    seeds1 = over_seeds(f"{soft} (after)", str(refined), tau1, q1["domain_fid"], budget)
+    fid0, fid1 = ([r["domain_fid"] for r in rows] for rows in (seeds0, seeds1))
+    mean0, mean1, se = statistics.fmean(fid0), statistics.fmean(fid1), diff_se(fid0, fid1)
+    progress.line(f"over {len(fid0)} sampling seeds: {mean0:.1f} -> {mean1:.1f}"
+                  + ("" if se is None else f" (difference ± {se:.1f})"))
     steps = entry(refined).provenance.get("steps")
     before = Model(f"{name}, τ {tau0:g}", student, SamplingOptions(temperature=tau0))
     after = Model(f"{soft}, τ {tau1:g}", str(refined), SamplingOptions(temperature=tau1))
@@ -81,16 +109,19 @@ def soft_gan_stage(out_dir: Path, results: Path, budget: DemoBudget, progress: P
                   "soft-gan", budget.grid_per_condition)
     return StageResult(
         name="soft_gan", title=f"Soft-Di[M]O: {name} refined with a GAN on the frozen teacher ({soft})",
-        metric="domain FID", higher_is_better=False, before=q0["domain_fid"], after=q1["domain_fid"],
+        metric="domain FID", higher_is_better=False, before=mean0, after=mean1,
         before_label=f"{name}, τ {tau0:g}", after_label=f"{soft}, τ {tau1:g}",
-        evaluator=DOMAIN_EVALUATOR, n=budget.eval_num, rows=rows0 + rows1, pictures=[pic],
+        evaluator=DOMAIN_EVALUATOR, n=budget.eval_num, rows=rows0 + rows1 + seeds0[1:] + seeds1[1:], pictures=[pic],
         note=(f"Both students shipped; {soft} is {name} after {steps} refinement steps of the preset "
               f"configs/mnist/soft_gan.yaml (its model card gives the command and its standard-Inception FID). "
-              f"Each at its best one-step τ of {', '.join(f'{t:g}' for t in budget.temperatures)}, measured "
-              f"here with the same N and seed."),
+              f"Each at its best one-step τ of {', '.join(f'{t:g}' for t in budget.temperatures)} (seed {SEED}), "
+              f"then the mean over {len(fid0)} sampling seeds at that τ, N = {budget.eval_num} each"
+              + ("." if se is None else f"; the difference {mean1 - mean0:+.1f} has a standard error of {se:.1f}.")),
         seconds=time.time() - t0, extra={"student": student, "refined": str(refined), "refine_steps": steps,
                                          "classifier_score_before": q0["classifier_score"],
-                                         "classifier_score_after": q1["classifier_score"]})
+                                         "classifier_score_after": q1["classifier_score"],
+                                         "domain_fid_seeds_before": fid0, "domain_fid_seeds_after": fid1,
+                                         "difference_se": se})
 
 
 __all__ = ["soft_gan_stage", "best_temperature", "preset_student", "refined_student", "PRESET"]
