@@ -27,6 +27,13 @@ from softdimo.sample import SamplingOptions
 FINGERPRINTED = (".safetensors", ".json")  # the files of a model folder that decide what it generates
 
 
+def _plain(x: Any) -> Any:
+    """JSON for the numpy / torch values a result may hold (scalars → numbers, arrays → lists)."""
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"a {type(x).__name__} in an evaluation result cannot be kept as JSON")
+
+
 def fingerprint(model: str) -> str:
     """sha256 over a model folder's weights and configs (name, then content, sorted by name); a source
     that is not a folder (``data:mnist:train``) is its own fingerprint."""
@@ -75,7 +82,7 @@ class EvalMemo:
                  "data": dataclasses.asdict(data or DataConfig()),
                  "sampling": dataclasses.asdict(sampling or SamplingOptions()), "prompts": prompts,
                  "batch_size": batch_size}
-        return json.dumps(parts, sort_keys=True, default=str)
+        return json.dumps(parts, sort_keys=True, default=_plain)
 
     def __call__(self, model: str, metrics: list[str] | tuple[str, ...], num: int, data: DataConfig | None = None,
                  seed: int = 0, progress: bool = True, sampling: SamplingOptions | None = None,
@@ -89,11 +96,11 @@ class EvalMemo:
                                     prompts=prompts, **kwargs)
             if result is None:  # a process other than rank 0 under torchrun: nothing to keep
                 return None
-            entry = {"key": key, "commit": git_commit(), "result": result}
+            line = json.dumps({"key": key, "commit": git_commit(), "result": result}, default=_plain)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as f:
-                f.write(json.dumps(entry, default=str) + "\n")
-            self._entries[key] = entry
+                f.write(line + "\n")
+            entry = self._entries[key] = json.loads(line)  # what a re-run reads back, from the first call on
         else:
             self.hits += 1
         self._used.add(key)

@@ -92,3 +92,23 @@ def test_a_line_cut_short_by_a_kill_is_measured_again(memo_mod, tmp_path):
     # the entry written after the cut line is on a line of its own: a third process reads it back
     third = Counting()
     assert memo_mod.EvalMemo(path, third)(model, ["fid"], 4, DataConfig(), **opts)["n"] == 4 and third.calls == []
+
+
+def test_numpy_and_torch_numbers_are_kept_as_numbers(memo_mod, tmp_path):
+    import numpy as np
+    import torch
+
+    def evaluate(model, metrics, num, data=None, seed=0, progress=True, sampling=None, prompts=None, **_):
+        return {"fid": np.float32(12.5), "recall": torch.tensor(0.25), "per_tag": np.array([1.0, 0.5]), "seconds": 1.0}
+
+    model = model_folder(tmp_path / "a", b"w")
+    opts = dict(seed=0, progress=False, sampling=SamplingOptions(temperature=1.0))
+    first = memo_mod.EvalMemo(tmp_path / "memo.jsonl", evaluate)(model, ["fid"], 8, DataConfig(), **opts)
+    again = memo_mod.EvalMemo(tmp_path / "memo.jsonl", evaluate)(model, ["fid"], 8, DataConfig(), **opts)
+    assert first == again and first["fid"] == 12.5 and first["recall"] == 0.25 and first["per_tag"] == [1.0, 0.5]
+
+    def odd(*a, **k):
+        return {"fid": object()}
+
+    with pytest.raises(TypeError, match="cannot be kept as JSON"):
+        memo_mod.EvalMemo(tmp_path / "other.jsonl", odd)(model, ["fid"], 8, DataConfig(), **opts)
