@@ -102,7 +102,8 @@ def test_dataset_picks_the_default_paths(bench):
     assert (f.teacher, f.dimo, f.shipped, f.config, f.json, f.teacher_json) == (
         "checkpoints/teacher-fashion", "D", "checkpoints/soft-dimo-fashion", "configs/fashion/soft_gan.yaml",
         "benchmarks/results/soft_gan_fashion.json", "benchmarks/results/teacher_fashion.json")
-    assert a.memo == str(Path("R") / "soft_gan_mnist.memo.jsonl") and f.memo == str(Path("R") / "soft_gan_fashion.memo.jsonl")
+    assert a.memo == str(Path("R") / "soft_gan_mnist.memo.jsonl")
+    assert f.memo == str(Path("R") / "soft_gan_fashion.memo.jsonl")
 
 
 STUB = """#!{python}

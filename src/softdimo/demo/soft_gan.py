@@ -6,9 +6,10 @@ key, the shipped ``dimo-mnist``). After: the shipped student that a run of that 
 GAN weight above zero; its model card gives the command). Both are measured in this run: domain
 FID of N one-step images, each student at its best temperature τ over the same short list (the
 same seed for every τ and both models), so that neither side is handicapped by a τ chosen for the
-other; then each at its τ with ``budget.spread_seeds`` sampling seeds in all, whose mean is the stage's
-before and after, with the standard error of their difference. No training happens here: the refinement that made the shipped student took hundreds of
-steps (its card), far beyond a demo's minutes, and a few dozen steps would show noise.
+other; then each at its τ with ``budget.spread_seeds`` sampling seeds in all, whose means are the
+stage's before and after, with the standard error of their difference. No training happens here: the
+refinement that made the shipped student took hundreds of steps (its card), far beyond a demo's
+minutes, and a few dozen steps would show noise.
 """
 from __future__ import annotations
 
