@@ -312,11 +312,13 @@ def diagnostics(run: Path) -> list[dict[str, float]]:
 
 
 # ---------------------------------------------------------------------- step cost
-def _seconds_per_step(command: str, config: str, steps: int, warmup: int, out: Path, repeat: int) -> float:
+def _seconds_per_step(command: str, config: str, steps: int, warmup: int, out: Path, repeat: int,
+                      threads: int) -> float:
     from softdimo.cli import run_training
 
+    # the presets' own thread counts differ (distill 2, refine 1): both run at the benchmark's --threads
     overrides = [f"train.out_dir={out}", f"train.run_name={command}-{repeat}", f"train.max_steps={steps}",
-                 "train.log_every=1", "train.sample_every=0", "train.checkpoint_every=0"]
+                 "train.log_every=1", "train.sample_every=0", "train.checkpoint_every=0", f"train.threads={threads}"]
     if command == "refine":  # the soft-vs-hard diagnostics are logging (every log_every steps), not the step
         overrides.append("diag_samples=0")
     result = run_training(command, config, overrides, resume=False, progress=False)
@@ -325,8 +327,9 @@ def _seconds_per_step(command: str, config: str, steps: int, warmup: int, out: P
     return (t[steps] - t[warmup]) / (steps - warmup)
 
 
-def step_cost(distill_config: str, refine_config: str, steps: int, warmup: int, repeats: int) -> dict[str, Any]:
-    """Seconds per optimiser step of refine vs distill, alternated in this process."""
+def step_cost(distill_config: str, refine_config: str, steps: int, warmup: int, repeats: int,
+              threads: int) -> dict[str, Any]:
+    """Seconds per optimiser step of refine vs distill at ``threads`` torch threads, alternated in this process."""
     root = project_root()
     configs = {"distill": str(root / distill_config), "refine": str(root / refine_config)}
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -334,11 +337,11 @@ def step_cost(distill_config: str, refine_config: str, steps: int, warmup: int, 
         for rep in range(repeats):
             order = list(configs) if rep % 2 == 0 else list(reversed(configs))
             for cmd in order:
-                times[cmd].append(_seconds_per_step(cmd, configs[cmd], steps, warmup, Path(tmp), rep))
+                times[cmd].append(_seconds_per_step(cmd, configs[cmd], steps, warmup, Path(tmp), rep, threads))
                 print(f"  {cmd} repeat {rep}: {times[cmd][-1]:.3f} s/step", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"seconds_per_step": med, "all": times, "refine_over_distill": med["refine"] / med["distill"],
-            "steps": steps, "warmup_excluded": warmup, "repeats": repeats,
+            "steps": steps, "warmup_excluded": warmup, "repeats": repeats, "threads": threads,
             "batch_size": load_config_batch(configs["refine"]), "configs": {"distill": distill_config,
                                                                             "refine": refine_config},
             "method": "run_training(...) alternated; (seconds at step S − seconds at step W)/(S − W) from "
@@ -467,7 +470,7 @@ def main() -> None:
         curves[run_name] = curve(path, start[res.tau], res.tau, m, tmp, known)
     diags = {run_name: diagnostics(path) for run_name, (path, _) in per_run.items()}
     cost = None if args.skip_cost else step_cost(args.distill_config, args.config, args.cost_steps,
-                                                 args.cost_warmup, args.cost_repeats)
+                                                 args.cost_warmup, args.cost_repeats, args.threads)
     teacher_best_fid = min(r["fid"] for r in teacher_rows)
     targets = compute_targets(teacher_best_fid, dimo_rows[0]["fid"], soft.fid, ablations,
                               cost["refine_over_distill"] if cost else None)

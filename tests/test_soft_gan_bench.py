@@ -308,3 +308,29 @@ def test_main_writes_the_schema_from_made_up_numbers(bench, tmp_path, monkeypatc
     assert [r[0].text for r in abl.rows] == list(bench.VARIANTS)
     assert "22.25" in [c.text for c in abl.rows[1]]
     assert any(k.startswith("Soft-Di[M]O targets") for k in tables)
+
+
+def test_step_cost_runs_both_commands_at_the_same_threads(bench, monkeypatch):
+    """The presets differ in train.threads (distill 2, refine 1); the step cost overrides both with --threads."""
+    import softdimo.cli as cli
+
+    calls = []
+
+    class Result:
+        def __init__(self, run_dir: Path):
+            self.run_dir = run_dir
+
+    def fake_run_training(command, config, overrides, resume, progress):
+        kv = dict(o.split("=", 1) for o in overrides)
+        calls.append((command, kv["train.threads"]))
+        run_dir = Path(kv["train.out_dir"]) / kv["train.run_name"]
+        run_dir.mkdir(parents=True)
+        per_step = 2.0 if command == "refine" else 1.0
+        rows = [{"step": s, "seconds": per_step * s} for s in range(1, int(kv["train.max_steps"]) + 1)]
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return Result(run_dir)
+
+    monkeypatch.setattr(cli, "run_training", fake_run_training)
+    cost = bench.step_cost("configs/mnist/dimo.yaml", "configs/mnist/soft_gan.yaml", 6, 2, 2, threads=3)
+    assert sorted(calls) == [("distill", "3"), ("distill", "3"), ("refine", "3"), ("refine", "3")]
+    assert cost["threads"] == 3 and cost["refine_over_distill"] == pytest.approx(2.0)
