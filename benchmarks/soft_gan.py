@@ -22,8 +22,8 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
   τ* = the lowest domain FID (§8.3, in-project classifier features, ``--curve-num`` images) of
   ``--temperatures``, then the lower Inception FID of τ = 1 and τ* (``generators.best_of_tau1``,
   the rule of the Di[M]O student); ``soft_fid_tau1``, ``soft_tau``, ``soft_rows``.
-* ``ablations``: {``soft``, ``gumbel``, ``gan_only``, ``mask_none``} (:data:`VARIANTS`, the §5.5
-  overrides of the preset): per training seed the EMA student of the run's ``checkpoint-<--row-step>``
+* ``ablations``: {``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan``} (:data:`VARIANTS`, the §5.5
+  overrides of the preset, and the control without the GAN): per training seed the EMA student of the run's ``checkpoint-<--row-step>``
   at the τ of ``--ablation-tau`` (``ablation_tau_rule``; default the sweep's τ*, one Inception FID a
   run; ``best_of_tau1``: picked as the shipped student's) (``fids``, ``temperatures``, ``seeds``,
   ``run_dirs``), and ``fid_mean``, ``fid_sd`` (sample sd; null with one seed), ``what`` (the
@@ -110,6 +110,9 @@ VARIANTS: dict[str, Variant] = {
     "gumbel": Variant("Gumbel-ST + GAN", ("gan.embedding=gumbel",)),
     "gan_only": Variant("GAN only", ("dimo_weight=0",)),
     "mask_none": Variant("mask range [0, 0]", ("gan.mask_ratio_range=[0,0]",)),
+    # the control: the same steps of the Di[M]O term alone, so the GAN's effect is told apart from that of
+    # training the student longer
+    "no_gan": Variant("Di[M]O only, same steps (no GAN)", ("gan.w_gan=0",)),
 }
 
 
@@ -362,6 +365,20 @@ def pooled_sd(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else math.sqrt((a * a + b * b) / 2)
 
 
+def compute_controls(ablations: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Checks beside the targets: the GAN's gain over the same refine steps without it (``no_gan``); left out
+    when either variant or an sd is absent."""
+    soft, no_gan = ablations.get("soft"), ablations.get("no_gan")
+    if not (soft and no_gan):
+        return {}
+    sd = pooled_sd(soft["fid_sd"], no_gan["fid_sd"])
+    if sd is None:
+        return {}
+    return {"soft_beats_no_gan_by_pooled_sd": {
+        "soft_mean": soft["fid_mean"], "no_gan_mean": no_gan["fid_mean"], "pooled_sd": sd,
+        "threshold": no_gan["fid_mean"] - sd, "holds": soft["fid_mean"] < no_gan["fid_mean"] - sd}}
+
+
 def compute_targets(teacher_best_fid: float, dimo_fid: float, soft_fid: float, ablations: dict[str, dict[str, Any]],
                     refine_over_distill: float | None) -> dict[str, dict[str, Any]]:
     """The benchmark's targets from its numbers, each {values…, ``holds``}; one whose inputs are absent is left out.
@@ -494,6 +511,7 @@ def main() -> None:
         "diagnostics": {"source": "metrics.jsonl generator/* (soft-vs-hard quantities every log step; d_acc from "
                                   "disc/d_acc)", **diags},
         "step_cost": cost, "targets": targets, "targets_left_out": [t for t in TARGET_NAMES if t not in targets],
+        "controls": compute_controls(ablations),
         "memo": memo.summary() if memo else None,
     }
     config = {"runs": args.runs, "seeds": seeds, "row_step": args.row_step, "dataset": args.dataset,

@@ -64,6 +64,16 @@ def test_targets_without_their_inputs_are_left_out(bench):
     assert bench.pooled_sd(1.0, None) is None and bench.pooled_sd(3.0, 4.0) == pytest.approx(math.sqrt(12.5))
 
 
+def test_the_no_gan_control(bench):
+    near = bench.compute_controls({"soft": ablation(20.0, 1.0), "no_gan": ablation(20.5, 1.0)})
+    assert near["soft_beats_no_gan_by_pooled_sd"]["holds"] is False
+    assert near["soft_beats_no_gan_by_pooled_sd"]["threshold"] == pytest.approx(19.5)
+    assert bench.compute_controls({"soft": ablation(20.0, 1.0), "no_gan": ablation(25.0, 1.0)}
+                                  )["soft_beats_no_gan_by_pooled_sd"]["holds"] is True
+    assert bench.compute_controls({"soft": ablation(20.0, 1.0)}) == {}
+    assert bench.compute_controls({"soft": ablation(20.0, 1.0), "no_gan": ablation(25.0, None)}) == {}
+
+
 def test_mean_and_sample_sd(bench):
     assert bench.mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert bench.mean_sd([4.0]) == (4.0, None)
@@ -163,20 +173,21 @@ def test_runs_script_trains_the_runs_the_benchmark_reads(bench, tmp_path):
     assert "gan.embedding=gumbel" in calls["args"], shlex.join(calls["args"])
 
 
-
 def test_runs_script_only_trains_the_named_variants(bench, tmp_path):
     runs = tmp_path / "runs"
     calls = run_script(tmp_path, "--only", "gan_only mask_none", str(runs), "4", "2", "0 2")
     assert sorted(Path(c["run"]).name for c in calls) == ["gan_only-s0", "gan_only-s2", "mask_none-s0", "mask_none-s2"]
     # the other variants of the same seeds are left for another process
     calls = run_script(tmp_path, str(runs), "4", "2", "0 2")
-    assert sorted(Path(c["run"]).name for c in calls) == ["gumbel-s0", "gumbel-s2", "soft-s0", "soft-s2"]
+    assert sorted(Path(c["run"]).name for c in calls) == ["gumbel-s0", "gumbel-s2", "no_gan-s0", "no_gan-s2",
+                                                          "soft-s0", "soft-s2"]
     bad = subprocess.run(["bash", str(RUNS_SCRIPT), "--only", "soft gumble", str(runs), "4", "2", "0"], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown variant 'gumble'" in bad.stderr
 
+
 BASE = {"teacher": 20.0, "dimo": 25.0, "soft-dimo": 17.0, "soft": 18.0, "gumbel": 22.0, "gan_only": 40.0,
-        "mask_none": 21.0, "data": 5.0}
+        "mask_none": 21.0, "no_gan": 19.5, "data": 5.0}
 
 
 def fake_fid(model: str, sampling) -> float:
@@ -278,6 +289,9 @@ def test_main_writes_the_schema_from_made_up_numbers(bench, tmp_path, monkeypatc
     assert m["step_cost"] is None and m["targets_left_out"] == ["refine_step_le_1.6x"]
     assert m["targets"]["soft_le_0.95x_teacher"]["holds"] and m["targets"]["soft_le_0.75x_dimo"]["holds"]
     assert m["targets"]["soft_beats_gumbel_by_pooled_sd"]["holds"] and m["targets"]["gan_only_worse_than_soft"]["holds"]
+    # the control: soft (18, 18.5) vs the same steps without the GAN (19.5, 20): apart by more than the pooled sd
+    c = m["controls"]["soft_beats_no_gan_by_pooled_sd"]
+    assert (c["soft_mean"], c["no_gan_mean"], c["holds"]) == (18.25, 19.75, True)
     assert m["memo"]["file"] == str(runs / "soft_gan_mnist.memo.jsonl") and m["memo"]["reused"] == 0
 
     # re-run (as after a stop): every number is read back from the memo, none measured again
