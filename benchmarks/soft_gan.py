@@ -22,12 +22,12 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
   τ* = the lowest domain FID (§8.3, in-project classifier features, ``--curve-num`` images) of
   ``--temperatures``, then the lower Inception FID of τ = 1 and τ* (``generators.best_of_tau1``,
   the rule of the Di[M]O student); ``soft_fid_tau1``, ``soft_tau``, ``soft_rows``.
-* ``ablations``: {``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan``} (:data:`VARIANTS`, the §5.5
-  overrides of the preset, and the control without the GAN): per training seed the EMA student of the run's ``checkpoint-<--row-step>``
-  at the τ of ``--ablation-tau`` (``ablation_tau_rule``; default the sweep's τ*, one Inception FID a
-  run; ``best_of_tau1``: picked as the shipped student's) (``fids``, ``temperatures``, ``seeds``,
-  ``run_dirs``), and ``fid_mean``, ``fid_sd`` (sample sd; null with one seed), ``what`` (the
-  override), ``rows``.
+* ``ablations``: {``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan``} (:data:`VARIANTS`, the
+  §5.5 overrides of the preset and the control without the GAN): per training seed the EMA student of
+  the run's ``checkpoint-<--row-step>`` at the τ of ``--ablation-tau`` (``ablation_tau_rule``; default
+  the sweep's τ*, one Inception FID a run; ``best_of_tau1``: picked as the shipped student's) (``fids``,
+  ``temperatures``, ``seeds``, ``run_dirs``), and ``fid_mean``, ``fid_sd`` (sample sd; null with one
+  seed), ``what`` (the override), ``rows``.
 * ``curves``: the domain FID at ``--curve-num`` images of the EMA weights of every ``checkpoint-N``
   of each run (step 0: ``--dimo``, the student the runs start from) at the run's chosen τ.
 * ``diagnostics``: per run, the soft-vs-hard quantities it logged (token entropy, p_max, tr Σ, the
@@ -41,6 +41,8 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
 * ``targets`` (:func:`compute_targets`): each with its values and ``holds``; one whose inputs are
   absent (an ablation without finished runs, a pooled sd from one seed, a skipped step cost) is
   left out and named in ``targets_left_out``.
+* ``controls`` (:func:`compute_controls`): the soft runs against the ``no_gan`` control (the GAN's
+  gain beyond training the student longer), in the targets' format; empty without both.
 
 On a dataset the in-project classifier does not cover (Fashion-MNIST) the τ sweeps and the curves use
 Inception FID at ``--curve-num`` images instead of domain FID (``generators.sweep_metrics``).
