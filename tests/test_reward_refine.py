@@ -11,7 +11,7 @@ from softdimo.config import DataConfig, load_config
 from softdimo.distill import OneStepStudent
 from softdimo.distill.gan import GANConfig
 from softdimo.distill.refine import RefineRunConfig, RefineStage
-from softdimo.distill.reward import RewardLossConfig, reward_images
+from softdimo.distill.reward import RewardLossConfig, random_shift, reward_images
 from softdimo.errors import ConfigError
 from softdimo.rewards import RewardTermConfig
 from softdimo.rewards.attribute import AttributeClassifier, AttributeConfig
@@ -57,6 +57,33 @@ def test_soft_reward_images_are_decode_soft_of_the_softmax_and_gumbel_decodes_a_
     assert torch.allclose(hard, teacher.decode(ids), atol=1e-5)  # forward: exactly the hard draw
     hard.sum().backward()
     assert z.grad.abs().sum() > 0  # backward: the Gumbel-softmax relaxation
+
+
+def test_random_shift_translates_each_image_within_its_range_and_keeps_the_gradient():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one bright pixel at the centre of every image
+    x.requires_grad_(True)
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    where = out.detach().flatten(1).argmax(1)
+    rows, cols = where // 9, where % 9
+    assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # one draw per image, not one per batch
+    out.sum().backward()
+    assert torch.all(x.grad[:, :, 4, 4] == 1.0)  # the pixel is moved, not lost
+    again = random_shift(x.detach(), 2, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out.detach())
+
+
+def test_reward_images_shift_only_when_asked(world):
+    teacher = NativeTeacher.from_pretrained(world["teacher"])
+    z = torch.randn(4, 16, teacher.num_tokens)
+    plain = reward_images(teacher, z, RewardLossConfig(), generator=torch.Generator().manual_seed(0))
+    shifted = reward_images(teacher, z, RewardLossConfig(shift_px=3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(plain, teacher.decode_soft(torch.softmax(z, -1)))
+    assert shifted.shape == plain.shape and not torch.equal(shifted, plain)
+    with pytest.raises(ValueError):
+        RewardLossConfig(shift_px=-1)
 
 
 def test_reward_refinement_trains_without_a_gan_or_real_data(world, tmp_path):

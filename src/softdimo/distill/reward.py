@@ -7,7 +7,8 @@ differentiable image through the frozen tokenizer decoder, bypassing the quantis
 (``decode_soft``; ``embedding: soft``), or ``Dec(C[argmax(z+g)])`` forward with the gradient of
 ``Cᵀ softmax((z+g)/τ_g)`` for the Gumbel straight-through baseline (§4.3; ``embedding: gumbel``).
 
-and the loss ``L_reward = −mean_b Σ_i λ_i R̂_i(x̂_b, c_b)`` over the configured, normalised reward
+optionally translated at random by up to ``shift_px`` pixels per image (6.4), and the loss
+``L_reward = −mean_b Σ_i λ_i R̂_i(x̂_b, c_b)`` over the configured, normalised reward
 terms (:mod:`softdimo.rewards`). The generator objective of ``softdimo refine`` is
 ``dimo_weight·L_DiMO + w_GAN·L_GAN + w_reward·L_reward``. Class-conditional students are scored with
 the prompts of their labels ("a photo of a 3", :func:`~softdimo.rewards.inputs.label_prompts`).
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from ..config import check_ranges, knob
 from ..rewards.base import CompositeReward, RewardTermConfig
@@ -34,6 +36,7 @@ class RewardLossConfig:
     embedding: Literal["soft", "gumbel"] = "soft"  # soft embedding (§4.1) or Gumbel straight-through (§4.3)
     temperature: float = knob(1.0, gt=0)  # τ of softmax(z/τ) on the reward path (§4.1: 1)
     gumbel_tau: float = knob(1.0, gt=0)  # τ of the Gumbel-softmax backward pass (§4.3: 1)
+    shift_px: int = knob(0, ge=0)  # random translation of each reward image by up to ±shift_px pixels (6.4); 0: off
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -55,7 +58,20 @@ def reward_images(bundle, logits: torch.Tensor, cfg: RewardLossConfig,
         p = gumbel_straight_through_probs(logits, k, cfg.gumbel_tau, generator)
     else:
         p = soft_probs(logits, cfg.temperature, num_tokens=k)
-    return bundle.decode_soft(p)
+    images = bundle.decode_soft(p)
+    return random_shift(images, cfg.shift_px, generator) if cfg.shift_px > 0 else images
+
+
+def random_shift(images: torch.Tensor, max_px: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image translated by its own (dx, dy) ~ U{−max_px … max_px}², edges replicated (6.4); differentiable.
+
+    The rewards then cannot be raised by patterns tied to exact pixel positions, which the student
+    could otherwise learn to draw (reward hacking, §6.1).
+    """
+    b, _, h, w = images.shape
+    padded = F.pad(images, (max_px, max_px, max_px, max_px), mode="replicate")
+    offsets = torch.randint(0, 2 * max_px + 1, (b, 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, oy:oy + h, ox:ox + w] for i, (oy, ox) in enumerate(offsets)])
 
 
 def reward_loss(rewards: CompositeReward, images: torch.Tensor,
@@ -68,4 +84,4 @@ def reward_loss(rewards: CompositeReward, images: torch.Tensor,
     return -total.mean(), logs
 
 
-__all__ = ["RewardLossConfig", "reward_images", "reward_loss"]
+__all__ = ["RewardLossConfig", "random_shift", "reward_images", "reward_loss"]
