@@ -138,6 +138,8 @@ def soft_gan_doc(floor: dict) -> dict:
         "targets": {"soft_le_0.95x_teacher": {"soft_fid": 27.5, "teacher_best_fid": 21.25, "holds": False},
                     "refine_step_le_1.6x": {"refine_over_distill": 1.375, "threshold": 1.6, "holds": True}},
         "targets_left_out": ["soft_beats_gumbel_by_pooled_sd"],
+        "controls": {"soft_beats_no_gan_by_pooled_sd": {"soft_mean": 28.0, "no_gan_mean": 28.5, "pooled_sd": 1.0,
+                                                        "holds": False}},
         "step_cost": {"seconds_per_step": {"refine": 0.55, "distill": 0.4}, "repeats": 3}})
 
 
@@ -246,6 +248,8 @@ def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp
     assert ["soft_le_0.95x_teacher.holds", "no"] in [[c.text for c in r] for r in tg.rows]
     assert "soft_beats_gumbel_by_pooled_sd" in tg.note
     assert next(r for r in tg.rows if r[0].text.startswith("refine_step"))[1].source.evaluator.startswith("wall clock")
+    ctl = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Control: the GAN's gain"))
+    assert ["soft_beats_no_gan_by_pooled_sd.holds", "no"] in [[c.text for c in r] for r in ctl.rows]
     curve = next(b for b in sg.blocks if isinstance(b, Table) and "first and the last" in b.title)
     assert [[c.text for c in r] for r in curve.rows] == [["soft-s0", "0", "44.00", "100", "30.50"],
                                                           ["gumbel-s0", "0", "44.00", "100", "41.50"]]

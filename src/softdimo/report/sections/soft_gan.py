@@ -19,9 +19,10 @@ Inception number at one N, one evaluator, one run)::
      "diagnostics": {"source": "…", RUN: [{"step": 50, "soft_entropy", "soft_p_max", "soft_cov_trace", "soft_gap",
                                            "d_acc", …}, …], …},
      "targets": {NAME: {values…, "holds": bool}, …}, "targets_left_out": [NAME, …],
+     "controls": {NAME: {values…, "holds": bool}, …} (optional; the soft runs vs the no_gan control),
      "step_cost": {"seconds_per_step": {"refine", "distill"}, "refine_over_distill", "repeats", "batch_size", …}}
 
-``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none`` (docs/method.md §5.5); ``RUN``: a variant's
+``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan`` (docs/method.md §5.5); ``RUN``: a variant's
 run with one training seed (``soft-s0``, …). The ablations over seeds are shown by
 :mod:`~softdimo.report.sections.ablations` (:func:`ablation_tables`). A file without ``ablations`` and
 ``soft_fid`` was written by an earlier version of the benchmark (one run per variant, no seeds): this
@@ -87,6 +88,11 @@ def section(rd: ResultsDir) -> Section:
         left = sg.metrics.get("targets_left_out") or []
         s.blocks.append(kv_table(sg, f"Soft-Di[M]O targets ({FILE})", targets, sg.source(), speed=cost_src,
                                  note=("Left out (inputs absent): " + ", ".join(map(str, left))) if left else ""))
+    controls = sg.get("metrics.controls", None, dict, required=False)
+    if controls:
+        s.blocks.append(kv_table(sg, "Control: the GAN's gain beyond the same refine steps without it", controls,
+                                 sg.source(), note="no_gan: gan.w_gan=0, the Di[M]O term alone for the same steps, "
+                                                   "from the same start, over the same training seeds."))
     curves = sg.get("metrics.curves", None, dict)
     if curves:
         s.blocks += curve_blocks(sg, curves)
