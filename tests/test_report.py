@@ -134,7 +134,8 @@ def soft_gan_doc(floor: dict) -> dict:
                    "soft-s0": [{"step": 0, "domain_fid": 44.0}, {"step": 100, "domain_fid": 30.5}],
                    "gumbel-s0": {"steps": [0, 100], "domain_fid": [44.0, 41.5]}},
         "diagnostics": {"source": "metrics.jsonl", "soft-s0": [{"step": 50, "soft_entropy": 1.25, "soft_p_max": 0.6,
-                                                               "soft_cov_trace": 0.125, "soft_gap": 0.0625}]},
+                                                               "soft_cov_trace": 0.125, "soft_gap": 0.0625}],
+                        "no_gan-s0": [{"step": 50, "dimo_loss": 1.5}]},  # no discriminator: no soft diagnostics
         "targets": {"soft_le_0.95x_teacher": {"soft_fid": 27.5, "teacher_best_fid": 21.25, "holds": False},
                     "refine_step_le_1.6x": {"refine_over_distill": 1.375, "threshold": 1.6, "holds": True}},
         "targets_left_out": ["soft_beats_gumbel_by_pooled_sd"],
@@ -248,6 +249,7 @@ def test_report_builds_from_fixture_and_every_number_has_its_source(results, tmp
     assert ["soft_le_0.95x_teacher.holds", "no"] in [[c.text for c in r] for r in tg.rows]
     assert "soft_beats_gumbel_by_pooled_sd" in tg.note
     assert next(r for r in tg.rows if r[0].text.startswith("refine_step"))[1].source.evaluator.startswith("wall clock")
+    assert "(no data)" not in html  # a run without the diagnostics is left out of their plots
     ctl = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Control: the GAN's gain"))
     assert ["soft_beats_no_gan_by_pooled_sd.holds", "no"] in [[c.text for c in r] for r in ctl.rows]
     curve = next(b for b in sg.blocks if isinstance(b, Table) and "first and the last" in b.title)

@@ -195,8 +195,8 @@ def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
     out: list = []
     present = [k for k in DIAGNOSTICS if any(isinstance(p, dict) and k in p
                                              for pts in runs.values() if isinstance(pts, list) for p in pts)]
-    for key in present:
-        series = [Series(run, points(pts, key)) for run, pts in runs.items()]
+    for key in present:  # a run that did not log the quantity (no_gan: no discriminator) is left out of its plot
+        series = [se for se in (Series(run, points(pts, key)) for run, pts in runs.items()) if se.points]
         out.append(Figure(f"diag-{key}", f"{DIAGNOSTICS[key]} over training",
                           svg_plot(DIAGNOSTICS[key], series, "refine step", key), [src]))
     last = Table("Diagnostics at the last logged step", ["run", "step"] + present)
