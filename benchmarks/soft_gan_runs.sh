@@ -1,8 +1,9 @@
 #!/bin/bash
 # Training runs behind benchmarks/results/soft_gan_mnist.json (docs/method.md §5.5 ablations over training
-# seeds): the five variants of benchmarks/soft_gan.py (VARIANTS: four ablations and a control) for every seed, each a refine run from the
-# preset's Di[M]O student with the same number of steps, keeping every checkpoint (the benchmark compares
-# the runs' EMA students at one step and draws domain-FID-vs-step curves from all of them).
+# seeds): the five variants of benchmarks/soft_gan.py (VARIANTS: four ablations and a control) for every
+# seed, each a refine run from the preset's Di[M]O student with the same number of steps, keeping every
+# checkpoint (the benchmark compares the runs' EMA students at one step and draws domain-FID-vs-step
+# curves from all of them).
 #   bash benchmarks/soft_gan_runs.sh [--config PRESET] [--only "VARIANTS"] RUNS_DIR STEPS EVERY "SEEDS" [EXTRA OVERRIDES…]
 #   bash benchmarks/soft_gan_runs.sh RUNS 300 100 "0 1 2"
 #   python benchmarks/soft_gan.py --runs RUNS --seeds 0,1,2 --row-step 300

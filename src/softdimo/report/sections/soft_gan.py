@@ -22,8 +22,8 @@ Inception number at one N, one evaluator, one run)::
      "controls": {NAME: {values…, "holds": bool}, …} (optional; the soft runs vs the no_gan control),
      "step_cost": {"seconds_per_step": {"refine", "distill"}, "refine_over_distill", "repeats", "batch_size", …}}
 
-``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan`` (docs/method.md §5.5); ``RUN``: a variant's
-run with one training seed (``soft-s0``, …). The ablations over seeds are shown by
+``VARIANT``: ``soft``, ``gumbel``, ``gan_only``, ``mask_none``, ``no_gan`` (docs/method.md §5.5); ``RUN``: a
+variant's run with one training seed (``soft-s0``, …). The ablations over seeds are shown by
 :mod:`~softdimo.report.sections.ablations` (:func:`ablation_tables`). A file without ``ablations`` and
 ``soft_fid`` was written by an earlier version of the benchmark (one run per variant, no seeds): this
 section shows its numbers as they stand (:func:`earlier_blocks`), and the sections that quote the
