@@ -367,18 +367,22 @@ def pooled_sd(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else math.sqrt((a * a + b * b) / 2)
 
 
+def soft_beats_by_pooled_sd(ablations: dict[str, dict[str, Any]], other: str) -> dict[str, Any] | None:
+    """``soft`` mean FID below variant ``other``'s by more than their pooled sd; None when either variant or
+    an sd is absent."""
+    soft, rival = ablations.get("soft"), ablations.get(other)
+    sd = pooled_sd(soft["fid_sd"], rival["fid_sd"]) if soft and rival else None
+    if sd is None:
+        return None
+    return {"soft_mean": soft["fid_mean"], f"{other}_mean": rival["fid_mean"], "pooled_sd": sd,
+            "threshold": rival["fid_mean"] - sd, "holds": soft["fid_mean"] < rival["fid_mean"] - sd}
+
+
 def compute_controls(ablations: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Checks beside the targets: the GAN's gain over the same refine steps without it (``no_gan``); left out
     when either variant or an sd is absent."""
-    soft, no_gan = ablations.get("soft"), ablations.get("no_gan")
-    if not (soft and no_gan):
-        return {}
-    sd = pooled_sd(soft["fid_sd"], no_gan["fid_sd"])
-    if sd is None:
-        return {}
-    return {"soft_beats_no_gan_by_pooled_sd": {
-        "soft_mean": soft["fid_mean"], "no_gan_mean": no_gan["fid_mean"], "pooled_sd": sd,
-        "threshold": no_gan["fid_mean"] - sd, "holds": soft["fid_mean"] < no_gan["fid_mean"] - sd}}
+    check = soft_beats_by_pooled_sd(ablations, "no_gan")
+    return {"soft_beats_no_gan_by_pooled_sd": check} if check else {}
 
 
 def compute_targets(teacher_best_fid: float, dimo_fid: float, soft_fid: float, ablations: dict[str, dict[str, Any]],
@@ -395,13 +399,10 @@ def compute_targets(teacher_best_fid: float, dimo_fid: float, soft_fid: float, a
                                "threshold": SOFT_OVER_DIMO * dimo_fid, "holds": soft_fid <= SOFT_OVER_DIMO * dimo_fid},
     }
     soft = ablations.get("soft")
-    gumbel, mask, gan_only = (ablations.get(k) for k in ("gumbel", "mask_none", "gan_only"))
-    if soft and gumbel:
-        sd = pooled_sd(soft["fid_sd"], gumbel["fid_sd"])
-        if sd is not None:
-            out["soft_beats_gumbel_by_pooled_sd"] = {
-                "soft_mean": soft["fid_mean"], "gumbel_mean": gumbel["fid_mean"], "pooled_sd": sd,
-                "threshold": gumbel["fid_mean"] - sd, "holds": soft["fid_mean"] < gumbel["fid_mean"] - sd}
+    mask, gan_only = (ablations.get(k) for k in ("mask_none", "gan_only"))
+    gumbel = soft_beats_by_pooled_sd(ablations, "gumbel")
+    if gumbel:
+        out["soft_beats_gumbel_by_pooled_sd"] = gumbel
     if soft and mask:
         out["soft_below_mask_none"] = {"soft_mean": soft["fid_mean"], "mask_none_mean": mask["fid_mean"],
                                        "holds": soft["fid_mean"] < mask["fid_mean"]}
