@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from ..config import save_config, to_dict
+from ..config import from_dict, save_config, to_dict
 from ..errors import ConfigError, SoftdimoError
 from ..files import atomic_write_bytes, check_writable, read_text
 
@@ -53,6 +53,16 @@ def read_saved_config(saved: Path) -> dict[str, Any]:
         raise ConfigError(f"--resume: {saved} must hold a mapping of sections, got {type(old).__name__}; the run "
                           f"folder is damaged. Restore the file, or start a new run (train.run_name=NAME).")
     return old
+
+
+def with_new_defaults(old: dict[str, Any], cls: type, saved: Path) -> dict[str, Any]:
+    """A run's saved config with every knob added to ``cls`` since the run started at its default, so that
+    resuming compares like with like (a new knob's default is the behaviour before it existed). A saved
+    config ``cls`` no longer reads (a knob since removed) is returned as saved: the comparison then names it."""
+    try:
+        return to_dict(from_dict(cls, old, where=str(saved)))
+    except (ConfigError, TypeError, ValueError):
+        return old
 
 
 def _saved_work(path: Path) -> set[str]:
@@ -99,7 +109,7 @@ def prepare_run_dir(command: str, cfg: Any, config_path: str | Path | None, resu
             f"another name with train.run_name=NAME (or train.out_dir=DIR), or delete the folder "
             f"yourself; softdimo never overwrites a run.")
     if resume and saved.exists():
-        old = read_saved_config(saved)
+        old = with_new_defaults(read_saved_config(saved), type(cfg), saved)
         new = to_dict(cfg)
         changed = sorted(k for k in set(old) | set(new) if k != "train" and old.get(k) != new.get(k))
         if changed:
