@@ -7,6 +7,12 @@
     python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist \
         --beta-students=-0.2=DIR,0=DIR,0.5=DIR,1=DIR   # also writes teacher_mnist.json (same run)
     python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world
+    python benchmarks/generators.py --preset dimo_mnist --dataset fashion   # Fashion-MNIST: *-fashion paths
+
+``--dataset fashion`` runs ``teacher_mnist`` / ``dimo_mnist`` on Fashion-MNIST (default paths
+``checkpoints/{teacher,dimo}-fashion``, ``benchmarks/results/{teacher,dimo}_fashion.json``; the floor is
+computed). The in-project classifier knows MNIST digits only, so there the τ sweeps use Inception FID
+instead of domain FID / classifier score and ``--ablations-json`` (MNIST tables) is refused.
 
 Every row is scored with :func:`softdimo.evaluate.evaluate` (the ``softdimo eval`` code path: the
 generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
@@ -64,6 +70,7 @@ SPEED_METHOD = ("softdimo.eval.speed.measure_speed: all rows side by side in one
                 ".generate(labels|prompts, options, generator=torch.Generator().manual_seed(0)); "
                 "generation only (no evaluator time)")
 GENEVAL_EVALUATOR = "softdimo GenEvalScorer (classifier-mnist, default ScorerConfig)"
+GREY_DATASETS = ("mnist", "fashion")  # --dataset of the class-conditional presets (teacher_mnist, dimo_mnist)
 
 
 def _device() -> str:
@@ -214,8 +221,14 @@ def mnist_floor(num: int, evaluator: str, seed: int, progress: bool, dataset: st
 
 
 # ---------------------------------------------------------------------- presets
+def _dataset(args: argparse.Namespace) -> str:
+    """The grey dataset of a class-conditional preset (``--dataset``; MNIST when unset)."""
+    return getattr(args, "dataset", None) or "mnist"
+
+
 def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    data = DataConfig(dataset="mnist")
+    dataset = _dataset(args)
+    data = DataConfig(dataset=dataset)
     teacher = str(args.teacher)
     gen = load_generator(teacher, _device())
     if gen.cond_kind != "class":
@@ -233,7 +246,7 @@ def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
                         args.seed, args.progress)
     rows = sweep + [r for r in steps_rows if r.label not in done]
     evaluators = _evaluators(results)
-    floor = mnist_floor(args.num, evaluators["fid_pr"], args.seed, args.progress)
+    floor = mnist_floor(args.num, evaluators["fid_pr"], args.seed, args.progress, dataset)
     for r in results:
         r["fid_over_floor"] = r["fid"] / floor["fid"]
     fastest = add_speed(results, time_rows(rows, args.speed_batch, args.speed_repeats))
@@ -242,7 +255,8 @@ def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     fid_n = {n: r["fid"] for n, r in zip(args.steps, st)}
     fid16 = next(r["fid"] for w, r in zip(args.cfg_sweep, sw) if w == best)
     metrics = {
-        "preset": "teacher_mnist", "n": args.num, "evaluator": evaluators["fid_pr"], "floor": floor,
+        "preset": "teacher_mnist", "dataset": dataset, "n": args.num, "evaluator": evaluators["fid_pr"],
+        "floor": floor,
         "best_cfg": best,
         "target_fid16_within_3x_floor": {"pass": fid16 <= 3 * floor["fid"], "fid_16step": fid16,
                                          "floor_fid": floor["fid"], "threshold": 3 * floor["fid"],
@@ -263,7 +277,7 @@ def teacher_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         "speed": _speed_info(args, fastest),
         "rows": results,
     }
-    config = {"preset": "teacher_mnist", "teacher": teacher, "n": args.num, "seed": args.seed,
+    config = {"preset": "teacher_mnist", "dataset": dataset, "teacher": teacher, "n": args.num, "seed": args.seed,
               "metrics": ["fid", "pr"], "data": to_dict(data), "cfg_sweep": args.cfg_sweep,
               "cfg_sweep_steps": CFG_SWEEP_STEPS, "steps": args.steps, "evaluators": evaluators,
               "teacher_default_sampler": default_sampler, "speed_batch": args.speed_batch,
@@ -400,7 +414,29 @@ def best_temperature(path: str, temperatures: list[float], num: int, seed: int, 
     return best, sweep
 
 
+# what the temperature sweeps measure (their first metric, sweep_metrics), as the results files say it
+SWEEP_WHAT = {"domain_fid": "domain_fid (in-project classifier features), same N and seed",
+              "fid": "fid (standard Inception), same N and seed"}
 BEST_TAU_RULE = "lowest Inception FID of τ = 1 and the domain-FID-best τ of --temperatures (temperature_sweeps)"
+BEST_TAU_RULE_INCEPTION = "lowest Inception FID of τ = 1 and the Inception-FID-best τ of --temperatures (temperature_sweeps)"
+ABLATIONS_MNIST_ONLY = ("--ablations-json quotes MNIST ablation tables (benchmarks/dimo_ablations.py, domain FID "
+                        "of the MNIST classifier)")
+# what dimo_mnist leaves out on a dataset the in-project (MNIST digit) classifier does not cover
+MNIST_ONLY = {
+    "domain_fid, classifier_score": "the in-project classifier (classifier-mnist) knows MNIST digits only: the "
+                                    "temperature sweeps (and the β table) use Inception FID at the same N instead",
+    "ablations": f"{ABLATIONS_MNIST_ONLY}; refused with another --dataset",
+}
+
+
+def sweep_what(data: DataConfig) -> str:
+    """``temperature_sweeps.metric`` of a run on ``data``."""
+    return SWEEP_WHAT[sweep_metrics(data)[0]]
+
+
+def best_tau_rule(data: DataConfig) -> str:
+    """``student_best_tau_rule`` of a run on ``data`` (the sweep's metric differs off MNIST)."""
+    return BEST_TAU_RULE if sweep_metrics(data)[0] == "domain_fid" else BEST_TAU_RULE_INCEPTION
 
 
 def best_of_tau1(swept: dict[str, Any], tau1: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +446,8 @@ def best_of_tau1(swept: dict[str, Any], tau1: dict[str, Any]) -> dict[str, Any]:
 
 
 def class_samples(path: str, options: SamplingOptions, per_class: int, seed: int) -> list[torch.Tensor]:
-    """``per_class`` images of each MNIST class from generator ``path`` (one seeded generator)."""
+    """``per_class`` images of each of the 10 classes (MNIST digits or Fashion-MNIST garments) from generator
+    ``path`` (one seeded generator)."""
     gen = load_generator(path, _device())
     g = torch.Generator().manual_seed(seed)
     return [gen.generate(labels=[y] * per_class, options=options, generator=g).float().cpu() for y in range(10)]
@@ -419,7 +456,11 @@ def class_samples(path: str, options: SamplingOptions, per_class: int, seed: int
 def fidelity_metrics(args: argparse.Namespace, t_metrics: dict[str, Any], student_best: dict[str, Any],
                      student_tau1: dict[str, Any], student_path: str, best_cfg: float) -> dict[str, Any]:
     """The Di[M]O fidelity keys: the teacher's best row, the student at τ = 1 and at its best τ, the
-    within-class diversity ratio, the recall ratio and the near-delta token fraction (with targets)."""
+    within-class diversity ratio, the recall ratio and the near-delta token fraction (with targets).
+
+    None of them uses the MNIST classifier (pixel variances of class-conditional samples, Inception rows, the
+    student's token probabilities), so they hold on Fashion-MNIST too; the quoted ``--ablations-json`` tables
+    are MNIST runs and are refused with another ``--dataset``."""
     from softdimo.distill import OneStepStudent
     from softdimo.distill.diagnostics import DELTA_PMAX, collapse_diagnostics, pixel_variance
     from softdimo.teachers import NativeTeacher
@@ -456,7 +497,10 @@ def fidelity_metrics(args: argparse.Namespace, t_metrics: dict[str, Any], studen
         "delta_definition": f"p_max > {DELTA_PMAX} at eval mode over 10 classes × {m} draws",
     }
     tables = {}
-    for path in filter(None, (args.ablations_json or "").split(",")):
+    ablations = [x for x in (args.ablations_json or "").split(",") if x.strip()]
+    if ablations and _dataset(args) != "mnist":
+        raise SystemExit(f"{ABLATIONS_MNIST_ONLY}: not with --dataset {_dataset(args)}.")
+    for path in ablations:
         doc = json.loads(Path(path).read_text())
         tables[Path(path).stem] = {"source": path, "commit": doc.get("commit"), "command": doc.get("command"),
                                    **doc["metrics"]}
@@ -469,9 +513,10 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     """Teacher rows (the teacher_mnist preset, written to ``--teacher-json``) + one-step students, one run.
 
     Each student's temperature is the best of ``--temperatures`` by domain FID at the same N (a
-    cheap proxy), then the student is scored with the standard Inception FID / precision / recall
-    like the teacher rows. ``--beta-students`` (β=PATH items, equal training steps) get the same
-    temperature sweep and the domain metrics; with ``--beta-fid`` also the Inception row.
+    cheap proxy; Inception FID with ``--dataset fashion``, :func:`sweep_metrics`), then the student is
+    scored with the standard Inception FID / precision / recall like the teacher rows.
+    ``--beta-students`` (β=PATH items, equal training steps) get the same temperature sweep and its
+    metrics; with ``--beta-fid`` also the Inception row.
     Speed: the teacher at 16 steps (best CFG, and CFG 2) against every student, side by side.
     """
     started, t0 = now(), time.time()
@@ -479,7 +524,8 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     write_results(args.teacher_json, "teacher_mnist", t_metrics, config=t_config, started=started,
                   seconds=time.time() - t0)
     print(f"wrote {args.teacher_json}", flush=True)
-    data = DataConfig(dataset="mnist")
+    dataset = _dataset(args)
+    data = DataConfig(dataset=dataset)
     best_cfg = t_metrics["best_cfg"]
     teacher_rows = [r for r in t_metrics["rows"] if r["options"]["cfg_scale"] == best_cfg
                     and r["options"]["steps"] in args.dimo_steps]
@@ -492,7 +538,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     results, sweeps, rows = [], {}, []
     for label, path in students + [(f"beta={b}", p) for b, p in beta]:
         print(f"temperature sweep: {label}", flush=True)
-        best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress)
+        best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress, data)
         rows.append(Row(f"{label} τ={best_t:g}", path, SamplingOptions(temperature=best_t)))
     fid_rows = rows[: len(students)] + (rows[len(students):] if args.beta_fid else [])
     main_label, main_path = students[0]
@@ -521,13 +567,13 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     fid1 = next((r["fid"] for r in teacher_rows if r["options"]["steps"] == 1), None)
     main = results[0]
     metrics = {
-        "preset": "dimo_mnist", "n": args.num, "evaluator": t_metrics["evaluator"], "floor": floor,
+        "preset": "dimo_mnist", "dataset": dataset, "n": args.num, "evaluator": t_metrics["evaluator"],
+        "floor": floor,
         "teacher_best_cfg": best_cfg,
         "teacher_rows": [{k: r[k] for k in ("label", "options", "fid", "precision", "recall", "fid_over_floor",
                                             "seconds_per_image")} for r in teacher_rows],
         "student_rows": results[: len(students)],
-        "temperature_sweeps": {"metric": "domain_fid (in-project classifier features), same N and seed",
-                               **sweeps},
+        "temperature_sweeps": {"metric": sweep_what(data), **sweeps},
         "targets": {
             "student_fid_over_teacher16": main["fid"] / fid16,
             "student_fid_within_1.5x_teacher16": main["fid"] <= 1.5 * fid16,
@@ -539,11 +585,13 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
         "speed": {"method": SPEED_METHOD, "batch_size": args.speed_batch, "repeats": args.speed_repeats,
                   "device": _device()},
     }
-    # the student's best τ: the lower Inception FID of τ = 1 and the τ the domain-FID sweep chose (the
+    # the student's best τ: the lower Inception FID of τ = 1 and the τ the sweep chose (the domain-FID
     # proxy can prefer a τ that the standard evaluator does not)
     best_measured = best_of_tau1(main, tau1_result)
     metrics.update(fidelity_metrics(args, t_metrics, best_measured, tau1_result, main_path, best_cfg))
-    metrics["student_best_tau_rule"] = BEST_TAU_RULE
+    metrics["student_best_tau_rule"] = best_tau_rule(data)
+    if dataset != "mnist":
+        metrics["mnist_only_left_out"] = MNIST_ONLY
     if beta:
         metrics["beta_table"] = {
             b: {"path": p, "temperature": rows[len(students) + i].options.temperature,
@@ -620,22 +668,36 @@ def dimo_world(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     return metrics, config
 
 
-# preset -> (function, defaults for the options left unset on the command line)
+# preset -> (function, defaults for the options left unset on the command line); in the defaults of the
+# class-conditional presets "{dataset}" stands for --dataset (preset_defaults)
 PRESETS: dict[str, tuple[Callable[[argparse.Namespace], tuple[dict, dict]], dict[str, Any]]] = {
-    "teacher_mnist": (teacher_mnist, {"teacher": "checkpoints/teacher-mnist",
-                                      "json": "benchmarks/results/teacher_mnist.json", "num": 2000,
+    "teacher_mnist": (teacher_mnist, {"teacher": "checkpoints/teacher-{dataset}",
+                                      "json": "benchmarks/results/teacher_{dataset}.json", "num": 2000,
                                       "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0, 3.0]}),
     "teacher_world": (teacher_world, {"teacher": "checkpoints/teacher-world",
                                       "json": "benchmarks/results/teacher_world.json",
                                       "steps": [4, 8, 16, 32], "cfg_sweep": [1.0, 2.0, 3.0]}),
-    "dimo_mnist": (dimo_mnist, {"teacher": "checkpoints/teacher-mnist", "json": "benchmarks/results/dimo_mnist.json",
+    "dimo_mnist": (dimo_mnist, {"teacher": "checkpoints/teacher-{dataset}",
+                                "json": "benchmarks/results/dimo_{dataset}.json",
+                                "teacher_json": "benchmarks/results/teacher_{dataset}.json",
                                 "num": 2000, "steps": [1, 2, 4, 8, 16, 32], "cfg_sweep": [1.0, 1.5, 2.0],
-                                "students": "dimo=checkpoints/dimo-mnist",
+                                "students": "dimo=checkpoints/dimo-{dataset}",
                                 "temperatures": [1.0, 2.0, 3.0, 5.0, 7.0, 10.0]}),
     "dimo_world": (dimo_world, {"teacher": "checkpoints/teacher-world", "json": "benchmarks/results/dimo_world.json",
                                 "steps": [16], "cfg_sweep": [2.0], "students": "dimo=checkpoints/dimo-world",
                                 "temperatures": [0.5, 1.0, 2.0, 3.0]}),
 }
+DATASET_PRESETS = ("teacher_mnist", "dimo_mnist")  # the presets --dataset applies to
+
+
+def preset_defaults(preset: str, dataset: str | None = None) -> dict[str, Any]:
+    """The defaults of ``preset`` with ``{dataset}`` filled in (``--dataset``; MNIST when None); a copy."""
+    if dataset is not None and preset not in DATASET_PRESETS:
+        raise ValueError(f"--dataset is for {' and '.join(DATASET_PRESETS)}, not {preset}")
+    if dataset is not None and dataset not in GREY_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(GREY_DATASETS)}")
+    fill = dataset or "mnist"
+    return {k: v.format(dataset=fill) if isinstance(v, str) else v for k, v in PRESETS[preset][1].items()}
 
 
 def _ints(text: str) -> list[int]:
@@ -646,11 +708,16 @@ def _floats(text: str) -> list[float]:
     return [float(t) for t in text.split(",") if t.strip()]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked, with the preset's defaults (for ``--dataset``) filled in where unset."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=list(PRESETS), required=True)
-    ap.add_argument("--teacher", help="teacher folder (default: checkpoints/teacher-mnist or -world)")
-    ap.add_argument("--json", help="results file (default: benchmarks/results/<preset>.json)")
+    ap.add_argument("--dataset", choices=list(GREY_DATASETS),
+                    help="teacher_mnist / dimo_mnist: the grey dataset (default mnist); picks the default paths "
+                         "(checkpoints/teacher-DATASET, benchmarks/results/dimo_DATASET.json, …)")
+    ap.add_argument("--teacher", help="teacher folder (default: checkpoints/teacher-mnist, -fashion or -world)")
+    ap.add_argument("--json", help="results file (default: benchmarks/results/<preset>.json, "
+                                   "or teacher_fashion.json / dimo_fashion.json with --dataset fashion)")
     ap.add_argument("--num", type=int, help="teacher_mnist: images per row, N (default 2000)")
     ap.add_argument("--steps", type=_ints, help="comma-separated step counts (default 1,2,4,8,16,32 / 4,8,16,32)")
     ap.add_argument("--cfg-sweep", type=_floats, help="CFG scales at 16 steps (default 1,1.5,2,3 / 1,2,3)")
@@ -659,36 +726,42 @@ def main() -> None:
     ap.add_argument("--data-config", help="teacher_world / dimo_world: YAML whose data: section is the digit world "
                                           "(default configs/world/teacher.yaml)")
     ap.add_argument("--students", help="dimo_*: LABEL=PATH one-step students (comma-separated; default "
-                                         "dimo=checkpoints/dimo-mnist or -world)")
+                                         "dimo=checkpoints/dimo-mnist, -fashion or -world)")
     ap.add_argument("--beta-students", help="dimo_mnist: BETA=PATH students of the β table (equal steps)")
     ap.add_argument("--beta-fid", action="store_true", help="dimo_mnist: Inception FID for the β table too")
     ap.add_argument("--wait-minutes", type=float, default=0.0,
                     help="dimo_mnist: wait up to this long for student folders that are still being trained")
     ap.add_argument("--temperatures", type=_floats,
-                    help="dimo_*: student temperatures swept (domain FID / GenEval; default 1,2,3,5,7,10 / .5,1,2,3)")
+                    help="dimo_*: student temperatures swept (domain FID, Inception FID on fashion / GenEval; "
+                         "default 1,2,3,5,7,10 / .5,1,2,3)")
     ap.add_argument("--sweep-prompts", type=int, default=120,
                     help="dimo_world: held-out prompts (one image each) of the temperature sweep")
     ap.add_argument("--dimo-steps", type=_ints, default=[1, 2, 4, 8, 16],
                     help="dimo_*: teacher step counts reported next to the students")
-    ap.add_argument("--teacher-json", default="benchmarks/results/teacher_mnist.json",
-                    help="dimo_mnist: where the teacher rows of the same run are written")
+    ap.add_argument("--teacher-json", help="dimo_mnist: where the teacher rows of the same run are written "
+                                           "(default benchmarks/results/teacher_DATASET.json)")
     ap.add_argument("--diversity-per-class", type=int, default=64,
                     help="dimo_mnist: samples per class for the diversity ratio and the token diagnostics")
     ap.add_argument("--ablations-json", default="",
                     help="dimo_mnist: comma-separated ablation tables (benchmarks/dimo_ablations.py) quoted under "
-                         "metrics.ablations, keyed by file stem")
+                         "metrics.ablations, keyed by file stem (MNIST tables: not with --dataset fashion)")
     ap.add_argument("--speed-batch", type=int, default=64)
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
-    args = ap.parse_args()
-    fn, defaults = PRESETS[args.preset]
+    args = ap.parse_args(argv)
     if args.preset in ("teacher_world", "dimo_world") and args.num is not None:
         ap.error("--num is for teacher_mnist; teacher_world uses N = prompts × --images-per-prompt.")
     if args.data_config and args.preset not in ("teacher_world", "dimo_world"):
         ap.error("--data-config is for the world presets (teacher_world, dimo_world).")
-    for k, v in defaults.items():
+    if args.dataset is not None and args.preset not in DATASET_PRESETS:
+        ap.error(f"--dataset is for {' and '.join(DATASET_PRESETS)}; the world presets read --data-config.")
+    if args.preset in DATASET_PRESETS:
+        args.dataset = args.dataset or "mnist"
+    if args.dataset not in (None, "mnist") and any(x.strip() for x in args.ablations_json.split(",")):
+        ap.error(f"{ABLATIONS_MNIST_ONLY}: not with --dataset {args.dataset}.")
+    for k, v in preset_defaults(args.preset, args.dataset).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if args.num is not None and args.num < 2:
@@ -697,6 +770,12 @@ def main() -> None:
         ap.error("--images-per-prompt and --max-prompts must be at least 1.")
     if not args.steps or min(args.steps) < 1 or not args.cfg_sweep:
         ap.error("--steps needs step counts ≥ 1 and --cfg-sweep at least one scale.")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    fn = PRESETS[args.preset][0]
     if args.threads:
         torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
