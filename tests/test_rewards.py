@@ -91,6 +91,19 @@ def test_running_zscore_updates_in_training_and_freezes_in_eval():
     assert torch.allclose(x.grad, torch.full_like(x, 1 / x[0].numel()) / (r.var.sqrt() + 1e-6))
 
 
+def test_reward_loss_logs_the_raw_score_that_a_zscore_hides():
+    from softdimo.distill.reward import reward_loss
+    c = CompositeReward([RunningZScore(Brightness("z"), momentum=0.5), ScaledReward(Brightness("s"), scale=10.0),
+                         Brightness("plain")], [1.0, 1.0, 1.0])
+    for level in (0.2, 0.7):  # the raw reward rises; its z-score of a constant batch stays 0 on the first call
+        x = torch.full((4, 3, 8, 8), level)
+        _, logs = reward_loss(c, x, ["p"] * 4)
+        assert logs["reward_raw_z"] == pytest.approx(level) and logs["reward_raw_s"] == pytest.approx(level)
+        assert "reward_raw_plain" not in logs  # a term without a normaliser is logged raw as reward_plain
+    assert logs["reward_s"] == pytest.approx(7.0) and logs["reward_plain"] == pytest.approx(0.7)
+    assert c.raw_means() == pytest.approx({"z": 0.7, "s": 0.7})
+
+
 def test_composite_is_the_weighted_sum_and_names_must_be_unique():
     x = torch.rand(2, 1, 4, 4)
     c = CompositeReward([Brightness("a", 1.0), Brightness("b", 3.0)], [2.0, -1.0])

@@ -76,11 +76,13 @@ def random_shift(images: torch.Tensor, max_px: int, generator: torch.Generator |
 
 def reward_loss(rewards: CompositeReward, images: torch.Tensor,
                 prompts: Sequence[str]) -> tuple[torch.Tensor, dict[str, float]]:
-    """``−mean_b Σ_i λ_i R̂_i`` and the mean of every normalised term (logged as ``reward_<name>``)."""
+    """``−mean_b Σ_i λ_i R̂_i``, the mean of every normalised term (logged as ``reward_<name>``) and of its raw
+    score (``reward_raw_<name>``, the one to read for progress: a running z-score stays near 0)."""
     terms = rewards.score_terms(images, prompts)
     total = rewards.combine(terms)
     logs = {f"reward_{k}": float(v.detach().float().mean()) for k, v in terms.items()}
     logs["reward"] = float(total.detach().float().mean())
+    logs.update({f"reward_raw_{k}": v for k, v in rewards.raw_means().items()})
     return -total.mean(), logs
 
 

@@ -78,9 +78,12 @@ class ScaledReward(nn.Module):
         self.name = reward.name
         self.scale = float(scale)
         self.shift = float(shift)
+        self.last_raw_mean: float | None = None  # mean raw score R of the last call (for logging)
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        return (self.reward.score(images, prompts) - self.shift) * self.scale
+        raw = self.reward.score(images, prompts)
+        self.last_raw_mean = float(raw.detach().float().mean())
+        return (raw - self.shift) * self.scale
 
 
 class RunningZScore(nn.Module):
@@ -103,6 +106,7 @@ class RunningZScore(nn.Module):
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("var", torch.ones(()))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.last_raw_mean: float | None = None  # mean raw score R of the last call (for logging)
 
     @torch.no_grad()
     def update(self, raw: torch.Tensor) -> None:
@@ -121,6 +125,7 @@ class RunningZScore(nn.Module):
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         raw = self.reward.score(images, prompts)
+        self.last_raw_mean = float(raw.detach().float().mean())
         first = self.training and int(self.count) == 0
         if first:  # the first training batch initialises the moments
             self.update(raw)
@@ -157,6 +162,14 @@ class CompositeReward(nn.Module):
 
     def score_terms(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {r.name: r.score(images, prompts) for r in self._rewards}
+
+    def raw_means(self) -> dict[str, float]:
+        """The mean raw (un-normalised) score of each normalised term's last call, by name.
+
+        A running z-score hides whether a reward rises during fine-tuning (its output stays near 0);
+        the raw mean shows it. Terms without a normaliser score raw already and are left out.
+        """
+        return {r.name: r.last_raw_mean for r in self._rewards if getattr(r, "last_raw_mean", None) is not None}
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of per-term scores returned by :meth:`score_terms`."""
