@@ -19,15 +19,15 @@ same seeds for every student), from one forward pass z = f_θ(e_in, c):
   agreement with the evaluator).
 
 ``metrics.gains`` gives each student minus the first (``--students``' first entry): the reward
-terms on hard images and GenEval-like with the standard error of the difference (independent
-clustered SEs combined). A reward that rises while GenEval-like does not, with an AUC that falls,
+terms and GenEval-like, the latter with the standard error of the paired difference (every student
+draws the same prompts with the same seeds, so image i of one student is compared with image i of
+the other; clustered by prompt, :func:`clustered_se` of the per-image differences). A reward that rises while GenEval-like does not, with an AUC that falls,
 is the student learning what the reward network reads but the evaluator does not (reward hacking,
 docs/method.md §6.1); a reward that rises on soft images but not on hard ones is a soft-vs-hard gap.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -95,21 +95,27 @@ def measure_student(path: str, prompts: list[dict[str, Any]], repeats: int, rewa
     se, _ = clustered_se(tags, clusters, correct)
     hard_all = {n: torch.cat(v) for n, v in hard.items()}
     return {"model": path, "n": len(meta), "geneval": ge["overall"], "geneval_se": se, "per_tag": ge["per_tag"],
+            "correct": correct, "tags": tags, "clusters": clusters,
             "reward_soft": {n: float(torch.cat(v).mean()) for n, v in soft.items()},
             "reward_hard": {n: float(v.mean()) for n, v in hard_all.items()},
             "auc": {n: within_tag_auc(tags, v.tolist(), correct) for n, v in hard_all.items()}}
 
 
 def gains(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each row minus the first; ``geneval_se`` of the paired per-image differences (the rows' ``correct``,
+    ``tags`` and ``clusters`` list the same prompts in the same order)."""
     base_name = next(iter(rows))
     base = rows[base_name]
     out = {}
     for name, row in list(rows.items())[1:]:
+        if row["tags"] != base["tags"] or row["clusters"] != base["clusters"]:
+            raise ValueError(f"{name} and {base_name} were not scored on the same prompts in the same order")
+        diff = [float(a) - float(b) for a, b in zip(row["correct"], base["correct"], strict=True)]
         out[name] = {"minus": base_name,
                      "reward_hard": {n: row["reward_hard"][n] - base["reward_hard"][n] for n in row["reward_hard"]},
                      "reward_soft": {n: row["reward_soft"][n] - base["reward_soft"][n] for n in row["reward_soft"]},
                      "geneval": row["geneval"] - base["geneval"],
-                     "geneval_se": math.hypot(row["geneval_se"], base["geneval_se"])}
+                     "geneval_se": clustered_se(row["tags"], row["clusters"], diff)[0]}
     return out
 
 
@@ -141,7 +147,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:>14}: GenEval-like {r['geneval']:.3f} ± {r['geneval_se']:.3f}  "
               + "  ".join(f"{n} soft {r['reward_soft'][n]:.3f} hard {r['reward_hard'][n]:.3f} auc {r['auc'][n]:.3f}"
                           for n in rewards), flush=True)
-    metrics = {"rows": rows, "gains": gains(rows),
+    diffs = gains(rows)
+    for r in rows.values():  # per-image lists: used for the paired differences, not written
+        for k in ("correct", "tags", "clusters"):
+            del r[k]
+    metrics = {"rows": rows, "gains": diffs,
                "evaluators": {"geneval": GENEVAL_EVALUATOR,
                               "reward_terms": {n: f"{p} (raw, normalize: none)" for n, p in DEFAULT_TERMS.items()}}}
     config = {k: v for k, v in vars(args).items() if k != "json"}

@@ -28,13 +28,30 @@ def test_auc_counts_ties_half_and_skips_one_sided_tags(bench):
     assert bench.within_tag_auc(["colors"], [1.0], [True]) is None
 
 
-def test_gains_are_against_the_first_student(bench):
-    def row(ge, se, attr):
-        return {"geneval": ge, "geneval_se": se, "reward_hard": {"attribute": attr}, "reward_soft": {"attribute": attr + 1}}
-    out = bench.gains({"dimo": row(0.50, 0.03, -2.0), "reward": row(0.56, 0.04, -1.5), "only": row(0.45, 0.0, -1.0)})
-    assert set(out) == {"reward", "only"}
-    assert out["reward"]["minus"] == "dimo"
-    assert out["reward"]["geneval"] == pytest.approx(0.06)
-    assert out["reward"]["geneval_se"] == pytest.approx(math.hypot(0.03, 0.04))
-    assert out["only"]["reward_hard"]["attribute"] == pytest.approx(1.0)
-    assert out["only"]["reward_soft"]["attribute"] == pytest.approx(1.0)
+def test_gains_are_against_the_first_student_with_a_paired_se(bench):
+    tags = ["colors"] * 4 + ["position"] * 4
+    clusters = [0, 0, 1, 1, 2, 2, 3, 3]  # four prompts, two images each
+
+    def row(ge, attr, correct):
+        return {"geneval": ge, "geneval_se": 0.1, "reward_hard": {"attribute": attr},
+                "reward_soft": {"attribute": attr + 1}, "correct": correct, "tags": tags, "clusters": clusters}
+    base = [True, False, True, False, False, False, True, True]
+    better = [True, True, True, True, False, False, True, True]  # +1 on one image of each colour prompt
+    out = bench.gains({"dimo": row(0.50, -2.0, base), "reward": row(0.75, -1.5, better),
+                       "same": row(0.50, -1.0, base)})
+    assert set(out) == {"reward", "same"} and out["reward"]["minus"] == "dimo"
+    assert out["reward"]["geneval"] == pytest.approx(0.25)
+    assert out["same"]["geneval_se"] == 0.0  # identical images: no paired uncertainty, whatever the rows' SEs
+    assert out["reward"]["geneval_se"] == 0.0  # every colour prompt gained exactly ½: no spread over prompts
+    assert out["same"]["reward_hard"]["attribute"] == pytest.approx(1.0)
+    assert out["same"]["reward_soft"]["attribute"] == pytest.approx(1.0)
+    uneven = [True, True, True, False, False, False, True, True]  # +½ on one colour prompt, 0 on the other
+    se = bench.gains({"dimo": row(0.5, 0, base), "x": row(0.625, 0, uneven)})["x"]["geneval_se"]
+    assert se == pytest.approx(math.sqrt(0.125) / math.sqrt(2) / 2)  # sd(½, 0)/√2 for colours, 0 for position; /T
+
+
+def test_gains_refuse_rows_of_other_prompts(bench):
+    a = {"geneval": 0.5, "geneval_se": 0.0, "reward_hard": {}, "reward_soft": {}, "correct": [True],
+         "tags": ["colors"], "clusters": [0]}
+    with pytest.raises(ValueError, match="same prompts"):
+        bench.gains({"a": a, "b": {**a, "clusters": [1]}})
