@@ -45,7 +45,7 @@ from softdimo.data.prompts import heldout_prompts_interleaved
 from softdimo.eval.geneval import GenEvalScorer
 from softdimo.results import now, write_results
 from softdimo.rewards import RewardTermConfig, build_reward
-from softdimo.sample import load_generator
+from softdimo.sample import StudentGenerator, load_generator
 from softdimo.soft import sample_tokens, soft_probs
 
 DEFAULT_TERMS = {"attribute": "checkpoints/reward-attribute-world", "miniclip": "checkpoints/reward-miniclip-world"}
@@ -68,8 +68,8 @@ def measure_student(path: str, prompts: list[dict[str, Any]], repeats: int, rewa
                     scorer: GenEvalScorer, temperature: float, reward_temperature: float, seed: int,
                     batch: int) -> dict[str, Any]:
     gen = load_generator(path)
-    if gen.cond_kind != "text":
-        raise SystemExit(f"{path} is not a text-conditioned student (cond_kind={gen.cond_kind}).")
+    if gen.cond_kind != "text" or not isinstance(gen, StudentGenerator):
+        raise SystemExit(f"{path} is not a text-conditioned one-step student ({gen.kind}, {gen.cond_kind}-conditioned).")
     student = gen.student.eval()
     sampler = student.sampler_with(temperature=temperature)
     k = int(student.num_tokens)

@@ -78,11 +78,11 @@ class ScaledReward(nn.Module):
         self.name = reward.name
         self.scale = float(scale)
         self.shift = float(shift)
-        self.last_raw_mean: float | None = None  # mean raw score R of the last call (for logging)
+        self.last_raw: torch.Tensor | None = None  # raw scores R of the last call, detached (for logging)
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         raw = self.reward.score(images, prompts)
-        self.last_raw_mean = float(raw.detach().float().mean())
+        self.last_raw = raw.detach()
         return (raw - self.shift) * self.scale
 
 
@@ -106,7 +106,7 @@ class RunningZScore(nn.Module):
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("var", torch.ones(()))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
-        self.last_raw_mean: float | None = None  # mean raw score R of the last call (for logging)
+        self.last_raw: torch.Tensor | None = None  # raw scores R of the last call, detached (for logging)
 
     @torch.no_grad()
     def update(self, raw: torch.Tensor) -> None:
@@ -125,7 +125,7 @@ class RunningZScore(nn.Module):
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         raw = self.reward.score(images, prompts)
-        self.last_raw_mean = float(raw.detach().float().mean())
+        self.last_raw = raw.detach()
         first = self.training and int(self.count) == 0
         if first:  # the first training batch initialises the moments
             self.update(raw)
@@ -169,7 +169,8 @@ class CompositeReward(nn.Module):
         A running z-score hides whether a reward rises during fine-tuning (its output stays near 0);
         the raw mean shows it. Terms without a normaliser score raw already and are left out.
         """
-        return {r.name: r.last_raw_mean for r in self._rewards if getattr(r, "last_raw_mean", None) is not None}
+        raws = {r.name: getattr(r, "last_raw", None) for r in self._rewards}
+        return {name: float(raw.float().mean()) for name, raw in raws.items() if raw is not None}
 
     def combine(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of per-term scores returned by :meth:`score_terms`."""
