@@ -33,6 +33,8 @@ CASES = {
     "teacher-mnist-all": (2, [0, 3, 7], None),
     "dimo-mnist": (None, [0, 3, 7, 9], None),
     "soft-dimo-mnist": (None, [0, 3, 7, 9], None),
+    "teacher-fashion": (2, [0, 3, 7], None),
+    "dimo-fashion": (None, [0, 3, 7, 9], None),
     "teacher-world": (2, None, PROMPTS),
     "dimo-world": (None, None, PROMPTS),
     "soft-reward-world": (None, None, PROMPTS),
