@@ -414,11 +414,16 @@ def best_temperature(path: str, temperatures: list[float], num: int, seed: int, 
     return best, sweep
 
 
-# what the temperature sweeps measure (their first metric, sweep_metrics), as the results files say it
-SWEEP_WHAT = {"domain_fid": "domain_fid (in-project classifier features), same N and seed",
-              "fid": "fid (standard Inception), same N and seed"}
-BEST_TAU_RULE = "lowest Inception FID of τ = 1 and the domain-FID-best τ of --temperatures (temperature_sweeps)"
-BEST_TAU_RULE_INCEPTION = "lowest Inception FID of τ = 1 and the Inception-FID-best τ of --temperatures (temperature_sweeps)"
+# per metric of the temperature sweeps (their first metric, sweep_metrics): what they measure and how the
+# best-τ row is picked, as the results files say it
+SWEEP_TEXT = {
+    "domain_fid": {"what": "domain_fid (in-project classifier features), same N and seed",
+                   "best_tau_rule": "lowest Inception FID of τ = 1 and the domain-FID-best τ of --temperatures "
+                                    "(temperature_sweeps)"},
+    "fid": {"what": "fid (standard Inception), same N and seed",
+            "best_tau_rule": "lowest Inception FID of τ = 1 and the Inception-FID-best τ of --temperatures "
+                             "(temperature_sweeps)"},
+}
 ABLATIONS_MNIST_ONLY = ("--ablations-json quotes MNIST ablation tables (benchmarks/dimo_ablations.py, domain FID "
                         "of the MNIST classifier)")
 # what dimo_mnist leaves out on a dataset the in-project (MNIST digit) classifier does not cover
@@ -431,12 +436,12 @@ MNIST_ONLY = {
 
 def sweep_what(data: DataConfig) -> str:
     """``temperature_sweeps.metric`` of a run on ``data``."""
-    return SWEEP_WHAT[sweep_metrics(data)[0]]
+    return SWEEP_TEXT[sweep_metrics(data)[0]]["what"]
 
 
 def best_tau_rule(data: DataConfig) -> str:
     """``student_best_tau_rule`` of a run on ``data`` (the sweep's metric differs off MNIST)."""
-    return BEST_TAU_RULE if sweep_metrics(data)[0] == "domain_fid" else BEST_TAU_RULE_INCEPTION
+    return SWEEP_TEXT[sweep_metrics(data)[0]]["best_tau_rule"]
 
 
 def best_of_tau1(swept: dict[str, Any], tau1: dict[str, Any]) -> dict[str, Any]:
