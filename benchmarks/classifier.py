@@ -1,10 +1,14 @@
-"""Digit-classifier benchmark: MNIST test accuracy and accuracy on digit crops of world test scenes.
+"""Evaluator-classifier benchmark: test accuracy, and (MNIST) accuracy on digit crops of world test scenes.
 
     python benchmarks/classifier.py --model checkpoints/classifier-mnist \
         --json benchmarks/results/classifier_mnist.json
+    python benchmarks/classifier.py --dataset fashion   # classifier-fashion -> classifier_fashion.json
 
-* ``mnist_test_accuracy``: argmax accuracy on all 10,000 MNIST test images (as stored, no
-  augmentation);
+``--dataset fashion`` measures the Fashion-MNIST classifier on its test split (``fashion_test_*``); the
+world crops are digits and are left out.
+
+* ``mnist_test_accuracy`` (``fashion_test_accuracy``): argmax accuracy on all 10,000 test images (as
+  stored, no augmentation);
 * ``world_crop_accuracy``: argmax accuracy on every digit of the first ``--world-scenes``
   digit-world *test* scenes (``world_seed`` 0, 32 px, the layout of ``--world-layout``, default
   the world's slots layout; their digits come from MNIST test): each
@@ -42,26 +46,31 @@ def accuracy_report(model: DigitClassifier, images: torch.Tensor, labels: torch.
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="checkpoints/classifier-mnist")
-    ap.add_argument("--json", default="benchmarks/results/classifier_mnist.json")
+    ap.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist",
+                    help="the classifier's dataset: picks the default --model and --json")
+    ap.add_argument("--model", help="classifier folder (default checkpoints/classifier-DATASET)")
+    ap.add_argument("--json", help="results file (default benchmarks/results/classifier_DATASET.json)")
     ap.add_argument("--world-scenes", type=int, default=10000)
     ap.add_argument("--world-layout", choices=("slots", "free"), default="slots",
                     help="layout of the world scenes the crops are cut from (data.world_layout)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    args.model = args.model or f"checkpoints/classifier-{args.dataset}"
+    args.json = args.json or f"benchmarks/results/classifier_{args.dataset}.json"
     if args.threads:
         torch.set_num_threads(args.threads)
     started, t0 = now(), time.time()
     model = DigitClassifier.from_pretrained(args.model).eval()
-    test = build_dataset(DataConfig(dataset="mnist"), "test")
-    metrics = accuracy_report(model, test.images_uint8(), test.labels, "mnist_test")
-    crop_cfg = WorldCropConfig(scenes=args.world_scenes, size_px=32, seed=0, layout=args.world_layout)
-    images, labels = world_crops(crop_cfg, "test")
-    metrics.update(accuracy_report(model, images, labels, "world_crop"))
-    metrics["world_scenes"] = args.world_scenes
-    write_results(args.json, "classifier_mnist", metrics,
-                  config={"model": args.model, "classifier": to_dict(model.config),
-                          "world_crops": to_dict(crop_cfg), "world_split": "test"},
+    test = build_dataset(DataConfig(dataset=args.dataset), "test")
+    metrics = accuracy_report(model, test.images_uint8(), test.labels, f"{args.dataset}_test")
+    config = {"model": args.model, "dataset": args.dataset, "classifier": to_dict(model.config)}
+    if args.dataset == "mnist":
+        crop_cfg = WorldCropConfig(scenes=args.world_scenes, size_px=32, seed=0, layout=args.world_layout)
+        images, labels = world_crops(crop_cfg, "test")
+        metrics.update(accuracy_report(model, images, labels, "world_crop"))
+        metrics["world_scenes"] = args.world_scenes
+        config.update(world_crops=to_dict(crop_cfg), world_split="test")
+    write_results(args.json, f"classifier_{args.dataset}", metrics, config=config,
                   started=started, seconds=time.time() - t0)
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()
            if not isinstance(v, dict)})

@@ -11,8 +11,9 @@
 
 ``--dataset fashion`` runs ``teacher_mnist`` / ``dimo_mnist`` on Fashion-MNIST (default paths
 ``checkpoints/{teacher,dimo}-fashion``, ``benchmarks/results/{teacher,dimo}_fashion.json``; the floor is
-computed). The in-project classifier knows MNIST digits only, so there the τ sweeps use Inception FID
-instead of domain FID / classifier score and ``--ablations-json`` (MNIST tables) is refused.
+computed; the domain metrics use the dataset's own classifier, ``classifier-fashion``), and
+``--ablations-json`` (MNIST tables) is refused. ``--sweep-metric fid`` makes the students' τ sweeps use
+Inception FID at the same N instead of domain FID (slower, the standard evaluator).
 
 Every row is scored with :func:`softdimo.evaluate.evaluate` (the ``softdimo eval`` code path: the
 generator's own conditions, one seeded ``torch.Generator`` for all batches), in one process.
@@ -390,21 +391,22 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def sweep_metrics(data: DataConfig) -> list[str]:
-    """What a temperature sweep measures, the first one picking τ: domain FID and classifier score
-    (docs/method.md §8.3) on MNIST, which the in-project classifier covers; Inception FID (§8.1) elsewhere."""
-    return ["domain_fid", "classifier_score"] if data.dataset == "mnist" else ["fid"]
+def sweep_metrics(metric: str) -> list[str]:
+    """What a temperature sweep measures, the first one (``metric``, :data:`SWEEP_TEXT`) picking τ: domain FID
+    with the classifier score (docs/method.md §8.3; the dataset's in-project classifier) or Inception FID
+    (§8.1)."""
+    return SWEEP_TEXT[metric]["metrics"]
 
 
 def best_temperature(path: str, temperatures: list[float], num: int, seed: int, progress: bool,
                      data: DataConfig | None = None,
-                     evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> tuple[float, dict[str, dict[str, float]]]:
-    """The one-step sampling temperature of lowest *domain* FID (in-project classifier features) at N
-    (on a dataset other than MNIST: of lowest Inception FID, :func:`sweep_metrics`); ``evaluate_fn`` as in
-    :func:`run_rows`."""
+                     evaluate_fn: Callable[..., dict[str, Any]] | None = None,
+                     metric: str = "domain_fid") -> tuple[float, dict[str, dict[str, float]]]:
+    """The one-step sampling temperature of lowest ``metric`` at N: domain FID (the dataset's in-project
+    classifier's features) or Inception FID (:func:`sweep_metrics`); ``evaluate_fn`` as in :func:`run_rows`."""
     evaluate_fn = evaluate_fn or evaluate
     data = data or DataConfig(dataset="mnist")
-    metrics = sweep_metrics(data)
+    metrics = sweep_metrics(metric)
     sweep = {}
     for t in temperatures:
         out = evaluate_fn(path, metrics, num, data, seed=seed, progress=progress, sampling=SamplingOptions(temperature=t))
@@ -414,34 +416,21 @@ def best_temperature(path: str, temperatures: list[float], num: int, seed: int, 
     return best, sweep
 
 
-# per metric of the temperature sweeps (their first metric, sweep_metrics): what they measure and how the
+# the temperature sweeps' choices (--sweep-metric): what each measures (its first metric picks τ) and how the
 # best-τ row is picked, as the results files say it
 SWEEP_TEXT = {
-    "domain_fid": {"what": "domain_fid (in-project classifier features), same N and seed",
+    "domain_fid": {"metrics": ["domain_fid", "classifier_score"],
+                   "what": "domain_fid (the dataset's in-project classifier's features), same N and seed",
                    "best_tau_rule": "lowest Inception FID of τ = 1 and the domain-FID-best τ of --temperatures "
                                     "(temperature_sweeps)"},
-    "fid": {"what": "fid (standard Inception), same N and seed",
+    "fid": {"metrics": ["fid"], "what": "fid (standard Inception), same N and seed",
             "best_tau_rule": "lowest Inception FID of τ = 1 and the Inception-FID-best τ of --temperatures "
                              "(temperature_sweeps)"},
 }
 ABLATIONS_MNIST_ONLY = ("--ablations-json quotes MNIST ablation tables (benchmarks/dimo_ablations.py, domain FID "
                         "of the MNIST classifier)")
-# what dimo_mnist leaves out on a dataset the in-project (MNIST digit) classifier does not cover
-MNIST_ONLY = {
-    "domain_fid, classifier_score": "the in-project classifier (classifier-mnist) knows MNIST digits only: the "
-                                    "temperature sweeps (and the β table) use Inception FID at the same N instead",
-    "ablations": f"{ABLATIONS_MNIST_ONLY}; refused with another --dataset",
-}
-
-
-def sweep_what(data: DataConfig) -> str:
-    """``temperature_sweeps.metric`` of a run on ``data``."""
-    return SWEEP_TEXT[sweep_metrics(data)[0]]["what"]
-
-
-def best_tau_rule(data: DataConfig) -> str:
-    """``student_best_tau_rule`` of a run on ``data`` (the sweep's metric differs off MNIST)."""
-    return SWEEP_TEXT[sweep_metrics(data)[0]]["best_tau_rule"]
+# what dimo_mnist leaves out on another grey dataset than MNIST
+MNIST_ONLY = {"ablations": f"{ABLATIONS_MNIST_ONLY}; refused with another --dataset"}
 
 
 def best_of_tau1(swept: dict[str, Any], tau1: dict[str, Any]) -> dict[str, Any]:
@@ -518,7 +507,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     """Teacher rows (the teacher_mnist preset, written to ``--teacher-json``) + one-step students, one run.
 
     Each student's temperature is the best of ``--temperatures`` by domain FID at the same N (a
-    cheap proxy; Inception FID with ``--dataset fashion``, :func:`sweep_metrics`), then the student is
+    cheap proxy; ``--sweep-metric fid``: Inception FID, :func:`sweep_metrics`), then the student is
     scored with the standard Inception FID / precision / recall like the teacher rows.
     ``--beta-students`` (β=PATH items, equal training steps) get the same temperature sweep and its
     metrics; with ``--beta-fid`` also the Inception row.
@@ -543,7 +532,8 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     results, sweeps, rows = [], {}, []
     for label, path in students + [(f"beta={b}", p) for b, p in beta]:
         print(f"temperature sweep: {label}", flush=True)
-        best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress, data)
+        best_t, sweeps[label] = best_temperature(path, args.temperatures, args.num, args.seed, args.progress, data,
+                                                 metric=args.sweep_metric)
         rows.append(Row(f"{label} τ={best_t:g}", path, SamplingOptions(temperature=best_t)))
     fid_rows = rows[: len(students)] + (rows[len(students):] if args.beta_fid else [])
     main_label, main_path = students[0]
@@ -578,7 +568,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
         "teacher_rows": [{k: r[k] for k in ("label", "options", "fid", "precision", "recall", "fid_over_floor",
                                             "seconds_per_image")} for r in teacher_rows],
         "student_rows": results[: len(students)],
-        "temperature_sweeps": {"metric": sweep_what(data), **sweeps},
+        "temperature_sweeps": {"metric": SWEEP_TEXT[args.sweep_metric]["what"], **sweeps},
         "targets": {
             "student_fid_over_teacher16": main["fid"] / fid16,
             "student_fid_within_1.5x_teacher16": main["fid"] <= 1.5 * fid16,
@@ -594,7 +584,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     # proxy can prefer a τ that the standard evaluator does not)
     best_measured = best_of_tau1(main, tau1_result)
     metrics.update(fidelity_metrics(args, t_metrics, best_measured, tau1_result, main_path, best_cfg))
-    metrics["student_best_tau_rule"] = best_tau_rule(data)
+    metrics["student_best_tau_rule"] = SWEEP_TEXT[args.sweep_metric]["best_tau_rule"]
     if dataset != "mnist":
         metrics["mnist_only_left_out"] = MNIST_ONLY
     if beta:
@@ -604,7 +594,7 @@ def dimo_mnist(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
                 **({k: results[len(students) + i][k] for k in ("fid", "precision", "recall")} if args.beta_fid else {})}
             for i, (b, p) in enumerate(beta)}
     config = {**t_config, "preset": "dimo_mnist", "students": students, "beta_students": beta,
-              "temperatures": args.temperatures, "dimo_steps": args.dimo_steps,
+              "temperatures": args.temperatures, "sweep_metric": args.sweep_metric, "dimo_steps": args.dimo_steps,
               "teacher_json": str(args.teacher_json)}
     return metrics, config
 
@@ -737,8 +727,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--wait-minutes", type=float, default=0.0,
                     help="dimo_mnist: wait up to this long for student folders that are still being trained")
     ap.add_argument("--temperatures", type=_floats,
-                    help="dimo_*: student temperatures swept (domain FID, Inception FID on fashion / GenEval; "
+                    help="dimo_*: student temperatures swept (--sweep-metric / GenEval; "
                          "default 1,2,3,5,7,10 / .5,1,2,3)")
+    ap.add_argument("--sweep-metric", choices=sorted(SWEEP_TEXT), default="domain_fid",
+                    help="dimo_mnist: what picks each student's τ, at the same N: domain FID (the dataset's "
+                         "in-project classifier) or Inception FID (slower)")
     ap.add_argument("--sweep-prompts", type=int, default=120,
                     help="dimo_world: held-out prompts (one image each) of the temperature sweep")
     ap.add_argument("--dimo-steps", type=_ints, default=[1, 2, 4, 8, 16],

@@ -44,8 +44,9 @@ the test split's first N, of a model measured in this run at ``--seed``. ``metri
 * ``controls`` (:func:`compute_controls`): the soft runs against the ``no_gan`` control (the GAN's
   gain beyond training the student longer), in the targets' format; empty without both.
 
-On a dataset the in-project classifier does not cover (Fashion-MNIST) the τ sweeps and the curves use
-Inception FID at ``--curve-num`` images instead of domain FID (``generators.sweep_metrics``).
+The domain FID of the τ sweeps and the curves uses the dataset's in-project classifier (``classifier-mnist``,
+``classifier-fashion``); ``--sweep-metric fid`` makes them Inception FID at ``--curve-num`` images instead
+(``generators.sweep_metrics``; slower).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generators import Row, _evaluators, best_of_tau1, best_temperature, mnist_floor, run_rows, sweep_metrics  # noqa: E402
+from generators import SWEEP_TEXT, Row, _evaluators, best_of_tau1, best_temperature, mnist_floor, run_rows  # noqa: E402
 from memo import EvalMemo  # noqa: E402
 
 from softdimo.config import DataConfig, load_config  # noqa: E402
@@ -137,6 +138,7 @@ class Measure:
     temperatures: list[float]
     seed: int
     evaluate: Callable[..., dict[str, Any]] | None = None  # an EvalMemo (--memo): results kept for a re-run
+    sweep_metric: str = "domain_fid"  # what the τ sweeps and the curves measure (generators.SWEEP_TEXT)
 
 
 # ---------------------------------------------------------------------- students of the runs
@@ -180,11 +182,10 @@ def row_student(run: Path, step: int, tmp: Path) -> Path:
 
 # ---------------------------------------------------------------------- measuring
 def _proxy_fid(path: Path, temperature: float, num: int, seed: int, data: DataConfig,
-               evaluate_fn: Callable[..., dict[str, Any]] | None = None) -> float:
-    """The cheap FID of the τ sweeps and the curves (``generators.sweep_metrics``); ``evaluate_fn``: default
-    ``evaluate``."""
+               evaluate_fn: Callable[..., dict[str, Any]] | None = None, metric: str = "domain_fid") -> float:
+    """The FID of the τ sweeps and the curves, ``metric`` (``generators.sweep_metrics``; default the cheap
+    domain FID); ``evaluate_fn``: default ``evaluate``."""
     evaluate_fn = evaluate_fn or evaluate
-    metric = sweep_metrics(data)[0]
     out = evaluate_fn(str(path), [metric], num, data, seed=seed, progress=False,
                       sampling=SamplingOptions(temperature=temperature))
     return float(out[metric])
@@ -212,7 +213,8 @@ def measure_student(label: str, kind: str, path: Path, m: Measure, rule: str = "
     and τ = 1 and the lower of the two (``generators.best_of_tau1``); ``rule="sweep"``: at τ* only
     (``fid_tau1`` is then None unless τ* is 1). ``extra`` goes into every row."""
     print(f"temperature sweep: {label}", flush=True)
-    swept, sweep = best_temperature(str(path), m.temperatures, m.curve_num, m.seed, False, m.data, m.evaluate)
+    swept, sweep = best_temperature(str(path), m.temperatures, m.curve_num, m.seed, False, m.data, m.evaluate,
+                                    m.sweep_metric)
     taus = [swept] if swept == 1.0 or rule == "sweep" else [swept, 1.0]
     rows = run_rows([Row(f"{label} τ={t:g}", str(path), SamplingOptions(temperature=t)) for t in taus],
                     FID_METRICS, m.num, m.data, m.seed, progress=False, evaluate_fn=m.evaluate)
@@ -290,13 +292,13 @@ def curve(run: Path, start: float, temperature: float, m: Measure, tmp: Path,
           known: dict[int, float]) -> list[dict[str, float]]:
     """The sweep FID of the EMA student of every checkpoint of ``run`` at ``temperature``; step 0 (the
     student the run starts from) is ``start``, steps in ``known`` are already measured."""
-    key = sweep_metrics(m.data)[0]
+    key = m.sweep_metric
     points = [{"step": 0, key: start}]
     for step, ck in list_checkpoints(run):
         value = known.get(step)
         if value is None:
             value = _proxy_fid(student_at(run, ck, tmp / f"{run.name}-step-{step}"), temperature, m.curve_num,
-                               m.seed, m.data, m.evaluate)
+                               m.seed, m.data, m.evaluate, key)
         points.append({"step": step, key: value})
         print(f"  {run.name} step {step}: {key} {value:.2f}", flush=True)
     return points
@@ -431,6 +433,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--row-step", type=int, default=300, help="the runs are compared at their EMA student of this step")
     ap.add_argument("--curve-num", type=int, default=1000)
     ap.add_argument("--temperatures", default="1,2,3")
+    ap.add_argument("--sweep-metric", choices=sorted(SWEEP_TEXT), default="domain_fid",
+                    help="what the τ sweeps and the curves measure at --curve-num: domain FID (the dataset's "
+                         "in-project classifier) or Inception FID (slower)")
     ap.add_argument("--ablation-tau", choices=sorted(ABLATION_TAU_RULES), default="sweep",
                     help="how each ablation run's τ is picked: the sweep's τ (one Inception FID a run) or the "
                          "lower Inception FID of that τ and τ = 1, the rule of the shipped students (two)")
@@ -458,7 +463,7 @@ def main() -> None:
     started, t0 = now(), time.time()
     memo = None if args.memo == "none" else EvalMemo(args.memo, evaluate)
     m = Measure(DataConfig(dataset=args.dataset), args.num, args.curve_num,
-                [float(t) for t in args.temperatures.split(",")], args.seed, memo)
+                [float(t) for t in args.temperatures.split(",")], args.seed, memo, args.sweep_metric)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = finished_runs(Path(args.runs), seeds)
     tmp_dir = tempfile.TemporaryDirectory()
@@ -480,12 +485,12 @@ def main() -> None:
     for r in all_rows:
         r["fid_over_floor"] = r["fid"] / floor["fid"]
 
-    key = sweep_metrics(m.data)[0]
+    key = m.sweep_metric
     start = {}  # step 0 of every curve: the Di[M]O student, by τ
     curves = {}
     for run_name, (path, res) in per_run.items():
         if res.tau not in start:
-            start[res.tau] = _proxy_fid(Path(args.dimo), res.tau, m.curve_num, m.seed, m.data, m.evaluate)
+            start[res.tau] = _proxy_fid(Path(args.dimo), res.tau, m.curve_num, m.seed, m.data, m.evaluate, key)
         known = {args.row_step: res.sweep[f"{res.tau:g}"][key]} if f"{res.tau:g}" in res.sweep else {}
         curves[run_name] = curve(path, start[res.tau], res.tau, m, tmp, known)
     diags = {run_name: diagnostics(path) for run_name, (path, _) in per_run.items()}
@@ -519,7 +524,8 @@ def main() -> None:
     }
     config = {"runs": args.runs, "seeds": seeds, "row_step": args.row_step, "dataset": args.dataset,
               **{k: getattr(args, k) for k in defaults(args.dataset)}, "teacher_candidates": args.teacher_candidates,
-              "num": args.num, "curve_num": args.curve_num, "temperatures": m.temperatures, "seed": args.seed,
+              "num": args.num, "curve_num": args.curve_num, "temperatures": m.temperatures,
+              "sweep_metric": args.sweep_metric, "seed": args.seed,
               "ablation_tau": args.ablation_tau, "memo": args.memo,
               "threads": args.threads, "variants": {n: list(v.overrides) for n, v in VARIANTS.items()},
               "runs_script": f"bash benchmarks/soft_gan_runs.sh {args.runs} STEPS EVERY \"{' '.join(map(str, seeds))}\""}

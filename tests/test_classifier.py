@@ -125,6 +125,20 @@ def test_domain_fid(shipped, mnist_test):
         domain_fid(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32), shipped)
 
 
+def test_shipped_classifier_of_each_dataset():
+    from softdimo.classifier import SHIPPED_BY_DATASET, load_shipped_classifier
+    from softdimo.errors import ConfigError
+
+    ds = build_dataset(DataConfig(dataset="fashion"), "test")
+    clf = load_shipped_classifier("fashion")
+    assert clf.config.num_classes == 10 and not clf.training
+    acc = (clf.predict_proba(ds.images_uint8(list(range(1000)))).argmax(1) == ds.labels[:1000]).float().mean().item()
+    assert acc >= 0.85  # garments are harder than digits (the card gives the full test split)
+    assert set(SHIPPED_BY_DATASET) == {"mnist", "fashion"}
+    with pytest.raises(ConfigError, match="no evaluator classifier is shipped for dataset 'world'"):
+        load_shipped_classifier("world")
+
+
 def test_classifier_score(shipped, mnist_test):
     x, _ = mnist_test
     s = classifier_score(x, shipped)

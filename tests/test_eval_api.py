@@ -58,6 +58,23 @@ def test_dataset_source_and_classifier_score():
     res = evaluate("data:mnist:test", ["classifier_score", "domain_fid"], 200, progress=False)
     assert res["classifier_score"] > 5  # real digits: confident and class-balanced
     assert res["domain_fid"] < 1e-6  # the same 200 test images as the reference
+    assert res["domain_evaluator"].startswith("softdimo classifier-mnist")
+
+
+def test_domain_metrics_use_the_datasets_own_classifier():
+    """Fashion-MNIST's domain metrics read classifier-fashion: real garments are confidently classified by it,
+    and the train split sits closer to the test split than MNIST digits do."""
+    from softdimo.config import DataConfig
+    from softdimo.errors import SoftdimoError
+
+    fashion = DataConfig(dataset="fashion")
+    train = evaluate("data:fashion:train", ["classifier_score", "domain_fid"], 300, data=fashion, progress=False)
+    assert train["domain_evaluator"].startswith("softdimo classifier-fashion")
+    assert train["classifier_score"] > 5
+    digits = evaluate("data:mnist:test", ["domain_fid"], 300, data=fashion, progress=False)
+    assert 0 < train["domain_fid"] < digits["domain_fid"] / 5
+    with pytest.raises(SoftdimoError, match="mnist or fashion"):
+        evaluate("data:world:test", ["domain_fid"], 4, data=_world(), progress=False)
 
 
 @pytest.mark.parametrize("model, match", [

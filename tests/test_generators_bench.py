@@ -67,10 +67,12 @@ def test_dataset_refusals(gen, capsys):
     assert gen.parse_args(["--preset", "dimo_mnist", "--ablations-json", "abl.json"]).ablations_json == "abl.json"
 
 
-@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
-def test_dimo_preset_scores_against_its_dataset(gen, dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("dataset, sweep_metric", [("mnist", "domain_fid"), ("fashion", "domain_fid"),
+                                                   ("fashion", "fid")])
+def test_dimo_preset_scores_against_its_dataset(gen, dataset, sweep_metric, tmp_path, monkeypatch):
     """The whole dimo_mnist run (teacher_mnist included) on tiny generators with a stand-in evaluate: every
-    evaluation gets the dataset's data, and the MNIST classifier's metrics are asked for on MNIST only."""
+    evaluation gets the dataset's data, and the domain metrics (the dataset's classifier) are asked for only
+    when they pick τ."""
     import json
 
     from tiny_models import write_generators
@@ -92,10 +94,10 @@ def test_dimo_preset_scores_against_its_dataset(gen, dataset, tmp_path, monkeypa
               "--students", f"dimo={student}", "--json", str(out), "--teacher-json", str(t_out), "--num", "4",
               "--steps", "1,16", "--cfg-sweep", "1,2", "--dimo-steps", "1,16", "--temperatures", "1,2",
               "--diversity-per-class", "2", "--speed-batch", "2", "--speed-repeats", "1", "--threads", "0",
-              "--no-progress"])
+              "--sweep-metric", sweep_metric, "--no-progress"])
     assert {d for _, _, d in calls} == {dataset}
     domain = {"domain_fid", "classifier_score"}
-    assert any(domain & set(m) for _, m, _ in calls) == (dataset == "mnist")
+    assert any(domain & set(m) for _, m, _ in calls) == (sweep_metric == "domain_fid")
     assert (f"data:{dataset}:train", ("fid", "pr"), dataset) in calls  # the real-vs-real floor of the dataset
 
     doc, t_doc = json.loads(out.read_text()), json.loads(t_out.read_text())
@@ -103,11 +105,10 @@ def test_dimo_preset_scores_against_its_dataset(gen, dataset, tmp_path, monkeypa
     m, tm = doc["metrics"], t_doc["metrics"]
     assert m["dataset"] == tm["dataset"] == doc["config"]["dataset"] == t_doc["config"]["dataset"] == dataset
     assert t_doc["config"]["data"]["dataset"] == dataset and tm["floor"]["how"] == "computed"
-    sweep_metric = "domain_fid" if dataset == "mnist" else "fid"
-    assert m["temperature_sweeps"]["metric"].startswith(sweep_metric)
-    assert set(m["temperature_sweeps"]["dimo"]["2"]) == ({"domain_fid", "classifier_score"} if dataset == "mnist"
-                                                          else {"fid"})
+    assert m["temperature_sweeps"]["metric"].startswith(sweep_metric) and doc["config"]["sweep_metric"] == sweep_metric
+    assert set(m["temperature_sweeps"]["dimo"]["2"]) == ({"domain_fid", "classifier_score"}
+                                                          if sweep_metric == "domain_fid" else {"fid"})
     assert m["student_best_tau"] == 2.0 and m["diversity_ratio"] > 0
     assert ("mnist_only_left_out" in m) == (dataset == "fashion")
     assert m["student_best_tau_rule"] == gen.SWEEP_TEXT[sweep_metric]["best_tau_rule"]
-    assert ("domain-FID-best" if dataset == "mnist" else "Inception-FID-best") in m["student_best_tau_rule"]
+    assert ("domain-FID-best" if sweep_metric == "domain_fid" else "Inception-FID-best") in m["student_best_tau_rule"]

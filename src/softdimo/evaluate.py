@@ -12,7 +12,7 @@ A *source* is where evaluated images come from:
   ``prompts`` when one is given.
 
 Metrics: ``fid`` and ``pr`` (standard Inception features vs the first N test images),
-``domain_fid`` and ``classifier_score`` (in-project digit classifier; grey digit datasets only),
+``domain_fid`` and ``classifier_score`` (the in-project classifier of the dataset: MNIST and Fashion-MNIST),
 ``geneval`` (GenEval-like scorer; digit world only). Every result names its evaluator and N.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .classifier import load_shipped_classifier
+from .classifier import SHIPPED_BY_DATASET, load_shipped_classifier
 from .config import DataConfig, check_ranges, knob, to_dict
 from .data import build_dataset
 from .errors import DataError, SoftdimoError
@@ -220,9 +220,9 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
     if "geneval" in metrics and data.dataset != "world":
         raise SoftdimoError("the geneval metric scores digit-world images: pass --data world.")
     grey = data.dataset in ("mnist", "fashion")
-    if ({"domain_fid", "classifier_score"} & set(metrics)) and data.dataset != "mnist":
-        raise SoftdimoError("domain_fid and classifier_score use the MNIST digit classifier: "
-                            "they are defined for --data mnist only.")
+    if ({"domain_fid", "classifier_score"} & set(metrics)) and data.dataset not in SHIPPED_BY_DATASET:
+        raise SoftdimoError(f"domain_fid and classifier_score use the in-project classifier of the dataset: "
+                            f"they are defined for --data {' or '.join(SHIPPED_BY_DATASET)} only.")
     source = open_source(model, data, sampling, prompts)
     t0 = time.time()
     rank, world = process_group() if shard else (0, 1)
@@ -255,13 +255,13 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
             pr = precision_recall(real.features, feats, k=3)
             out["precision"], out["recall"] = pr.precision, pr.recall
     if {"domain_fid", "classifier_score"} & set(metrics):
-        clf = load_shipped_classifier()
+        clf = load_shipped_classifier(data.dataset)
         if "domain_fid" in metrics:
             real_img = torch.cat(list(image_batches(build_dataset(data, "test"), num)))
             out["domain_fid"] = domain_fid(real_img, fake, clf)
         if "classifier_score" in metrics:
             out["classifier_score"] = classifier_score(fake, clf)
-        out["domain_evaluator"] = "softdimo classifier-mnist (penultimate features / softmax)"
+        out["domain_evaluator"] = f"softdimo {SHIPPED_BY_DATASET[data.dataset]} (penultimate features / softmax)"
     if "geneval" in metrics:
         if len(metadata) != num:
             raise DataError(f"{source.name} has no GenEval metadata for its images; a folder needs "

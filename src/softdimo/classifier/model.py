@@ -1,8 +1,10 @@
-"""The in-project digit classifier: a small CNN over 1×28×28 grey images, 10 classes.
+"""The in-project evaluator classifier: a small CNN over 1×28×28 grey images, 10 classes.
 
 It serves the evaluators, never a reward: its penultimate features drive the "domain FID"
 (:mod:`softdimo.eval.domain`) and its softmax the "classifier score" and the GenEval-like scorer
-of the digit world (:mod:`softdimo.eval.geneval`).
+of the digit world (:mod:`softdimo.eval.geneval`). One is shipped per grey dataset
+(:data:`SHIPPED_BY_DATASET`): ``classifier-mnist`` (digits; also the GenEval-like scorer's) and
+``classifier-fashion`` (the ten Fashion-MNIST garment classes, domain metrics of that dataset only).
 
 Architecture (``ClassifierConfig``): one stage per entry of ``channels``, each
 ``convs_per_stage`` × (3×3 conv → ReLU) followed by a 2×2 max-pool (28 → 14 → 7 → 3 for three
@@ -27,7 +29,9 @@ from ..errors import ConfigError, DataError
 from ..paths import checkpoint_dir
 from ..pretrained import PretrainedMixin
 
-SHIPPED = "classifier-mnist"  # the shipped classifier under checkpoints/
+SHIPPED = "classifier-mnist"  # the shipped digit classifier under checkpoints/ (the GenEval-like scorer's)
+# the shipped classifier of each grey dataset whose domain metrics (domain FID, classifier score) are defined
+SHIPPED_BY_DATASET = {"mnist": SHIPPED, "fashion": "classifier-fashion"}
 
 
 @dataclass
@@ -121,9 +125,17 @@ class DigitClassifier(nn.Module, PretrainedMixin):
         return torch.cat(out) if out else torch.empty(0, self.config.num_classes)
 
 
-def load_shipped_classifier() -> DigitClassifier:
-    """The shipped digit classifier (``checkpoints/classifier-mnist``) in eval mode: the evaluators' network."""
-    return DigitClassifier.from_pretrained(checkpoint_dir(SHIPPED)).eval()
+def load_shipped_classifier(dataset: str = "mnist") -> DigitClassifier:
+    """The shipped classifier of ``dataset`` (:data:`SHIPPED_BY_DATASET`; default the digit classifier
+    ``checkpoints/classifier-mnist``) in eval mode: the evaluators' network."""
+    if dataset not in SHIPPED_BY_DATASET:
+        raise ConfigError(f"no evaluator classifier is shipped for dataset {dataset!r}; the domain metrics are "
+                          f"defined for {', '.join(SHIPPED_BY_DATASET)}.")
+    path = checkpoint_dir(SHIPPED_BY_DATASET[dataset])
+    if not path.is_dir():
+        raise DataError(f"{path} is missing: the {dataset} domain metrics read this classifier (train it with "
+                        f"softdimo train-classifier --config configs/{dataset}/classifier.yaml).")
+    return DigitClassifier.from_pretrained(path).eval()
 
 
-__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED", "load_shipped_classifier"]
+__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED", "SHIPPED_BY_DATASET", "load_shipped_classifier"]
