@@ -35,6 +35,7 @@ CASES = {
     "soft-dimo-mnist": (None, [0, 3, 7, 9], None),
     "teacher-fashion": (2, [0, 3, 7], None),
     "dimo-fashion": (None, [0, 3, 7, 9], None),
+    "soft-dimo-fashion": (None, [0, 3, 7, 9], None),
     "teacher-world": (2, None, PROMPTS),
     "dimo-world": (None, None, PROMPTS),
     "soft-reward-world": (None, None, PROMPTS),
