@@ -4,6 +4,5 @@ from __future__ import annotations
 from .crops import FG_THRESHOLD, WorldCropConfig, background_distance, crop_ink, frame_digit, load_world_crops
 from .model import SHIPPED_BY_DATASET, ClassifierConfig, DigitClassifier, load_shipped_classifier
 
-__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED_BY_DATASET", "load_shipped_classifier", "WorldCropConfig", "FG_THRESHOLD",
-           "background_distance",
-           "crop_ink", "frame_digit", "load_world_crops"]
+__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED_BY_DATASET", "load_shipped_classifier", "WorldCropConfig",
+           "FG_THRESHOLD", "background_distance", "crop_ink", "frame_digit", "load_world_crops"]
