@@ -6,13 +6,14 @@ import pytest
 from softdimo.cli import main
 from softdimo.demo.budget import BUDGETS, budget_for
 from softdimo.demo.dimo_curve import curve_steps
+from softdimo.demo.measure import domain_evaluator
 from softdimo.demo.run import MARKER, prepare_out
 from softdimo.errors import DataError
 from softdimo.paths import project_root
 from softdimo.report.check import check_html
 
-STAGES = {"tokenizer_mnist", "tokenizer_world", "onestep_mnist", "onestep_world", "dimo_curve", "soft_gan", "reward",
-          "tteo"}
+STAGES = {"tokenizer_mnist", "tokenizer_world", "onestep_mnist", "onestep_fashion", "onestep_world", "dimo_curve",
+          "soft_gan", "reward", "tteo"}
 
 
 @pytest.mark.slow
@@ -33,6 +34,8 @@ def test_demo_tiny(tmp_path, capsys, monkeypatch):
                                      for p in s["pictures"] for st in p["strips"])
         assert s["title"] in printed
     assert m["all_improved"] == all(s["improved"] for s in stages.values())
+    for domain in ("mnist", "fashion"):  # each class family is measured against its own data and classifier
+        assert stages[f"onestep_{domain}"]["extra"]["quality_evaluator"] == domain_evaluator(domain)
     curve = stages["dimo_curve"]
     assert curve["kind"] == "curve" and [p["step"] for p in curve["curve"]] == [0, BUDGETS["tiny"].dimo_steps]
     assert curve["before"] == curve["curve"][0]["value"] and curve["after"] == curve["curve"][-1]["value"]

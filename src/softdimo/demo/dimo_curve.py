@@ -21,7 +21,7 @@ from ..run import TRAIN_COMMANDS, run_training
 from ..sample import SamplingOptions
 from ..train import build_context
 from .budget import DemoBudget
-from .measure import DOMAIN_EVALUATOR, Model, mnist_quality, picture
+from .measure import DOMAIN_EVALUATOR, Model, domain_quality, picture
 from .stage import Progress, StageResult
 
 PRESET = ("mnist", "dimo.yaml")
@@ -61,7 +61,7 @@ def dimo_curve_stage(out_dir: Path, results: Path, budget: DemoBudget, progress:
     curve, rows = [], []
 
     def measure(step: int, path: Path) -> None:
-        q = mnist_quality(Model(f"step {step}", str(path), options), budget.curve_num)
+        q = domain_quality(Model(f"step {step}", str(path), options), budget.curve_num)
         curve.append({"step": step, "value": q["domain_fid"]})
         rows.append({"label": f"step {step}", "step": step, "model": str(path), **q, "n": budget.curve_num})
         progress.line(f"step {step}: domain FID {q['domain_fid']:.1f}, classifier score {q['classifier_score']:.2f}")

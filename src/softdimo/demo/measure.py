@@ -1,7 +1,7 @@
-"""How the demo measures generators: MNIST domain FID, the GenEval-like score, pictures.
+"""How the demo measures generators: domain FID, the GenEval-like score, pictures.
 
-* :func:`mnist_quality`: domain FID and classifier score of N images against the MNIST test
-  split (in-project classifier features; ``softdimo eval --metrics domain_fid,classifier_score``);
+* :func:`domain_quality`: domain FID and classifier score of N images against a grey dataset's test
+  split (the dataset's in-project classifier features; ``softdimo eval --metrics domain_fid,classifier_score``);
 * :func:`world_images` + :func:`geneval`: one image per held-out digit-world prompt (the first N
   of the interleaved list, so every prefix covers the six tags), scored by the GenEval-like scorer
   with per-image outcomes, so that two models on the same prompts give a paired standard error
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..classifier import load_shipped_classifier
+from ..classifier import SHIPPED_BY_DATASET, load_shipped_classifier
 from ..config import DataConfig
 from ..data import heldout_prompts_interleaved
 from ..eval.geneval import GenEvalScorer
@@ -26,7 +26,14 @@ from ..evaluate import evaluate
 from ..sample import SamplingOptions, conditions_for, generate_images, load_generator
 from .stage import Picture, Strip, save_strip
 
-DOMAIN_EVALUATOR = "domain FID / classifier score on classifier-mnist features (softdimo eval)"
+
+
+def domain_evaluator(dataset: str = "mnist") -> str:
+    """How :func:`domain_quality` measures on ``dataset``, as the demo's tables say it."""
+    return f"domain FID / classifier score on {SHIPPED_BY_DATASET[dataset]} features (softdimo eval)"
+
+
+DOMAIN_EVALUATOR = domain_evaluator("mnist")
 GENEVAL_EVALUATOR = "GenEval-like scorer (components + classifier-mnist; softdimo eval --metrics geneval)"
 PICTURE_PROMPTS = 6  # one held-out prompt per GenEval tag
 SEED = 0
@@ -47,9 +54,9 @@ class Model:
         return ", ".join(parts) or "its default sampler"
 
 
-def mnist_quality(model: Model, n: int, seed: int = SEED) -> dict[str, float]:
-    """Domain FID and classifier score of ``n`` images of ``model`` (labels cycled 0–9)."""
-    res = evaluate(model.path, ["domain_fid", "classifier_score"], n, DataConfig(dataset="mnist"), progress=False,
+def domain_quality(model: Model, n: int, seed: int = SEED, dataset: str = "mnist") -> dict[str, float]:
+    """Domain FID and classifier score of ``n`` images of ``model`` (labels cycled 0–9) against ``dataset``."""
+    res = evaluate(model.path, ["domain_fid", "classifier_score"], n, DataConfig(dataset=dataset), progress=False,
                    seed=seed, sampling=model.options)
     return {"domain_fid": float(res["domain_fid"]), "classifier_score": float(res["classifier_score"])}
 
@@ -118,5 +125,5 @@ def picture(title: str, models: Sequence[Model], cond: str, results: Path, stem:
     return pic
 
 
-__all__ = ["Model", "mnist_quality", "heldout", "world_images", "geneval", "paired_se", "picture",
+__all__ = ["Model", "domain_quality", "domain_evaluator", "heldout", "world_images", "geneval", "paired_se", "picture",
            "picture_conditions", "DOMAIN_EVALUATOR", "GENEVAL_EVALUATOR", "SEED"]

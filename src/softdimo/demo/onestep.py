@@ -7,8 +7,9 @@ provenance, :func:`softdimo.teachers.catalog.families`):
   students were distilled against) and of every student (one forward pass), timed side by side at
   one batch size in this process (:func:`softdimo.eval.speed.measure_speed`: rows alternated,
   a warm-up call, median of the repeats);
-* **quality**, same N, same seed: domain FID and classifier score (class teachers, MNIST) or the
-  GenEval-like score on held-out prompts (text teachers, digit world), for the teacher at N steps,
+* **quality**, same N, same seed: domain FID and classifier score (class teachers: MNIST or
+  Fashion-MNIST, each with its own classifier) or the GenEval-like score on held-out prompts (text
+  teachers, digit world), for the teacher at N steps,
   the teacher forced to one step, and every student;
 * a picture: the same labels or prompts and seed for every row.
 
@@ -28,8 +29,7 @@ from ..eval.speed import measure_speed
 from ..sample import SamplingOptions, conditions_for, load_generator
 from ..teachers.catalog import Family
 from .budget import DemoBudget
-from .measure import (DOMAIN_EVALUATOR, GENEVAL_EVALUATOR, Model, geneval, heldout, mnist_quality, picture,
-                      world_images)
+from .measure import GENEVAL_EVALUATOR, Model, domain_evaluator, domain_quality, geneval, heldout, picture, world_images
 from .stage import StageResult
 
 TEACHER_STEPS = 16
@@ -61,10 +61,10 @@ def timing(models: list[Model], cond: str, batch: int, repeats: int) -> dict[str
     return {r.name: r.seconds_per_image for r in res}
 
 
-def quality(m: Model, cond: str, budget: DemoBudget) -> dict[str, Any]:
-    """Domain FID + classifier score (class) or GenEval-like (text) of ``m``."""
+def quality(m: Model, cond: str, domain: str, budget: DemoBudget) -> dict[str, Any]:
+    """Domain FID + classifier score against ``domain`` (class) or GenEval-like (text) of ``m``."""
     if cond == "class":
-        return mnist_quality(m, budget.eval_num)
+        return domain_quality(m, budget.eval_num, dataset=domain)
     meta = heldout(budget.world_prompts)
     res = geneval(world_images(m, meta), meta)
     return {"geneval": res["geneval"], "geneval_per_tag": res["per_tag"]}
@@ -77,11 +77,11 @@ def onestep_stage(family: Family, domain: str, results: Path, budget: DemoBudget
     slow, one, students = models_of(family)
     speed = timing([slow, one, *students], cond, budget.speed_batch, budget.speed_repeats)
     key, better_high = ("domain_fid", False) if cond == "class" else ("geneval", True)
-    q_eval = DOMAIN_EVALUATOR if cond == "class" else GENEVAL_EVALUATOR
+    q_eval = domain_evaluator(domain) if cond == "class" else GENEVAL_EVALUATOR
     clock = f"wall clock, batch {budget.speed_batch}, median of {budget.speed_repeats} side-by-side calls"
     rows = []
     for m in (slow, one, *students):
-        q = quality(m, cond, budget)
+        q = quality(m, cond, domain, budget)
         rows.append({"label": m.label, "model": m.path, "sampler": m.sampler_text(), **q,
                      "seconds_per_image": speed.get(m.label),
                      "n": budget.eval_num if cond == "class" else len(heldout(budget.world_prompts)),

@@ -26,7 +26,7 @@ from ..run import TRAIN_COMMANDS
 from ..sample import SamplingOptions
 from ..teachers.catalog import catalog, entry
 from .budget import DemoBudget
-from .measure import DOMAIN_EVALUATOR, SEED, Model, mnist_quality, picture
+from .measure import DOMAIN_EVALUATOR, SEED, Model, domain_quality, picture
 from .stage import Progress, StageResult
 
 PRESET = ("mnist", "soft_gan.yaml")
@@ -60,7 +60,7 @@ def best_temperature(label: str, path: str, budget: DemoBudget) -> tuple[float, 
     """(τ, its quality, one row per τ) with the lowest domain FID over ``budget.temperatures``."""
     rows = []
     for tau in budget.temperatures:
-        q = mnist_quality(Model(label, path, SamplingOptions(temperature=tau)), budget.eval_num)
+        q = domain_quality(Model(label, path, SamplingOptions(temperature=tau)), budget.eval_num)
         rows.append({"label": f"{label}, τ {tau:g}", "model": path, "temperature": tau, **q, "n": budget.eval_num})
     best = min(rows, key=lambda r: r["domain_fid"])
     return best["temperature"], {"domain_fid": best["domain_fid"], "classifier_score": best["classifier_score"]}, rows
@@ -72,7 +72,7 @@ def over_seeds(label: str, path: str, tau: float, first: float, budget: DemoBudg
     rows = [{"label": f"{label}, τ {tau:g}, seed {SEED}", "model": path, "temperature": tau, "seed": SEED,
              "domain_fid": first, "n": budget.eval_num}]
     for k in range(1, budget.spread_seeds):
-        q = mnist_quality(Model(label, path, SamplingOptions(temperature=tau)), budget.eval_num, seed=SEED + k)
+        q = domain_quality(Model(label, path, SamplingOptions(temperature=tau)), budget.eval_num, seed=SEED + k)
         rows.append({"label": f"{label}, τ {tau:g}, seed {SEED + k}", "model": path, "temperature": tau,
                      "seed": SEED + k, **q, "n": budget.eval_num})
     return rows
