@@ -27,7 +27,6 @@ from ..sample import SamplingOptions, conditions_for, generate_images, load_gene
 from .stage import Picture, Strip, save_strip
 
 
-
 def domain_evaluator(dataset: str = "mnist") -> str:
     """How :func:`domain_quality` measures on ``dataset``, as the demo's tables say it."""
     return f"domain FID / classifier score on {SHIPPED_BY_DATASET[dataset]} features (softdimo eval)"
@@ -125,5 +124,5 @@ def picture(title: str, models: Sequence[Model], cond: str, results: Path, stem:
     return pic
 
 
-__all__ = ["Model", "domain_quality", "domain_evaluator", "heldout", "world_images", "geneval", "paired_se", "picture",
-           "picture_conditions", "DOMAIN_EVALUATOR", "GENEVAL_EVALUATOR", "SEED"]
+__all__ = ["Model", "domain_quality", "domain_evaluator", "heldout", "world_images", "geneval", "paired_se",
+           "picture", "picture_conditions", "DOMAIN_EVALUATOR", "GENEVAL_EVALUATOR", "SEED"]
