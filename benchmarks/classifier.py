@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from softdimo.classifier import DigitClassifier, WorldCropConfig
+from softdimo.classifier import SHIPPED_BY_DATASET, DigitClassifier, WorldCropConfig
 from softdimo.classifier.crops import world_crops
 from softdimo.config import DataConfig, to_dict
 from softdimo.data import build_dataset
@@ -46,7 +46,7 @@ def accuracy_report(model: DigitClassifier, images: torch.Tensor, labels: torch.
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist",
+    ap.add_argument("--dataset", choices=sorted(SHIPPED_BY_DATASET), default="mnist",
                     help="the classifier's dataset: picks the default --model and --json")
     ap.add_argument("--model", help="classifier folder (default checkpoints/classifier-DATASET)")
     ap.add_argument("--json", help="results file (default benchmarks/results/classifier_DATASET.json)")
@@ -55,7 +55,7 @@ def main() -> None:
                     help="layout of the world scenes the crops are cut from (data.world_layout)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    args.model = args.model or f"checkpoints/classifier-{args.dataset}"
+    args.model = args.model or f"checkpoints/{SHIPPED_BY_DATASET[args.dataset]}"
     args.json = args.json or f"benchmarks/results/classifier_{args.dataset}.json"
     if args.threads:
         torch.set_num_threads(args.threads)
