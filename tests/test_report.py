@@ -398,3 +398,25 @@ def test_report_with_grids_embeds_the_strips(results, tmp_path, one_thread):
         "dimo-mnist, 1 step", "teacher-mnist, N=1", "teacher-mnist, N=16", "teacher-mnist, N=4"]
     assert not [p for p in s.problems if "grid" in p.lower() or "absent" in p]
     assert len([a for a in s.assets if a.suffix == ".png"]) == 4
+
+
+def test_domain_checks_are_grouped_by_dataset(tmp_path):
+    def check(dataset: str, fid: float) -> dict:
+        d = doc("eval", "softdimo eval --metrics domain_fid", {
+            "source": "dimo-student:m", "n": 300, "domain_fid": fid, "classifier_score": 8.0,
+            "domain_evaluator": f"classifier-{dataset}", "sampler": {"sampler": "OneStepSampler"}})
+        d["config"] = {"model": f"checkpoints/dimo-{dataset}", "data": {"dataset": dataset}}
+        return d
+
+    (tmp_path / "domain").mkdir()
+    for name, dataset, fid in (("a_mnist", "mnist", 12.5), ("b_fashion", "fashion", 30.5), ("c_mnist", "mnist", 9.5)):
+        (tmp_path / "domain" / f"{name}.json").write_text(json.dumps(check(dataset, fid)))
+    (tmp_path / "domain" / "d_old.json").write_text(json.dumps(doc("eval", "softdimo eval", {
+        "source": "dimo-student:x", "n": 300, "domain_fid": 50.0, "domain_evaluator": "e"})))
+    from softdimo.report.sections.domain import section
+    (table,) = [b for b in section(ResultsDir(tmp_path)).blocks if isinstance(b, Table)]
+    assert table.columns[0] == "dataset"
+    assert [(r[0].text, r[4].text) for r in table.rows] == [
+        ("not stated", "50.00"), ("fashion", "30.50"), ("mnist", "12.50"), ("mnist", "9.50")]
+    assert [r[4].source.evaluator for r in table.rows[1:]] == ["classifier-fashion", "classifier-mnist",
+                                                               "classifier-mnist"]
