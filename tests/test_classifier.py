@@ -126,7 +126,7 @@ def test_domain_fid(shipped, mnist_test):
 
 
 def test_shipped_classifier_of_each_dataset():
-    from softdimo.classifier import SHIPPED_BY_DATASET, load_shipped_classifier
+    from softdimo.classifier import SHIPPED_BY_DATASET, domain_evaluator, load_shipped_classifier
     from softdimo.errors import ConfigError
 
     ds = build_dataset(DataConfig(dataset="fashion"), "test")
@@ -135,8 +135,11 @@ def test_shipped_classifier_of_each_dataset():
     acc = (clf.predict_proba(ds.images_uint8(list(range(1000)))).argmax(1) == ds.labels[:1000]).float().mean().item()
     assert acc >= 0.85  # garments are harder than digits (the card gives the full test split)
     assert set(SHIPPED_BY_DATASET) == {"mnist", "fashion"}
+    assert domain_evaluator("fashion").startswith("softdimo classifier-fashion ")
     with pytest.raises(ConfigError, match="no evaluator classifier is shipped for dataset 'world'"):
         load_shipped_classifier("world")
+    with pytest.raises(ConfigError, match="no evaluator classifier is shipped for dataset 'world'"):
+        domain_evaluator("world")
 
 
 def test_classifier_score(shipped, mnist_test):

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
+from softdimo.classifier import domain_evaluator
 from softdimo.cli import main
 from softdimo.demo.budget import BUDGETS, budget_for
 from softdimo.demo.dimo_curve import curve_steps
-from softdimo.demo.measure import domain_evaluator
 from softdimo.demo.run import MARKER, prepare_out
 from softdimo.errors import DataError
 from softdimo.paths import project_root

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .classifier import SHIPPED_BY_DATASET, load_shipped_classifier
+from .classifier import SHIPPED_BY_DATASET, domain_evaluator, load_shipped_classifier
 from .config import DataConfig, check_ranges, knob, to_dict
 from .data import build_dataset
 from .errors import DataError, SoftdimoError
@@ -261,7 +261,7 @@ def evaluate(model: str, metrics: list[str] | tuple[str, ...], num: int, data: D
             out["domain_fid"] = domain_fid(real_img, fake, clf)
         if "classifier_score" in metrics:
             out["classifier_score"] = classifier_score(fake, clf)
-        out["domain_evaluator"] = f"softdimo {SHIPPED_BY_DATASET[data.dataset]} (penultimate features / softmax)"
+        out["domain_evaluator"] = domain_evaluator(data.dataset)
     if "geneval" in metrics:
         if len(metadata) != num:
             raise DataError(f"{source.name} has no GenEval metadata for its images; a folder needs "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .crops import FG_THRESHOLD, WorldCropConfig, background_distance, crop_ink, frame_digit, load_world_crops
-from .model import SHIPPED_BY_DATASET, ClassifierConfig, DigitClassifier, load_shipped_classifier
+from .model import SHIPPED_BY_DATASET, ClassifierConfig, DigitClassifier, domain_evaluator, load_shipped_classifier
 
-__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED_BY_DATASET", "load_shipped_classifier", "WorldCropConfig",
-           "FG_THRESHOLD", "background_distance", "crop_ink", "frame_digit", "load_world_crops"]
+__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED_BY_DATASET", "domain_evaluator", "load_shipped_classifier",
+           "WorldCropConfig", "FG_THRESHOLD", "background_distance", "crop_ink", "frame_digit", "load_world_crops"]

@@ -125,17 +125,28 @@ class DigitClassifier(nn.Module, PretrainedMixin):
         return torch.cat(out) if out else torch.empty(0, self.config.num_classes)
 
 
-def load_shipped_classifier(dataset: str = "mnist") -> DigitClassifier:
-    """The shipped classifier of ``dataset`` (:data:`SHIPPED_BY_DATASET`; default the digit classifier
-    ``checkpoints/classifier-mnist``) in eval mode: the evaluators' network."""
+def _shipped_name(dataset: str) -> str:
     if dataset not in SHIPPED_BY_DATASET:
         raise ConfigError(f"no evaluator classifier is shipped for dataset {dataset!r}; the domain metrics are "
                           f"defined for {', '.join(SHIPPED_BY_DATASET)}.")
-    path = checkpoint_dir(SHIPPED_BY_DATASET[dataset])
+    return SHIPPED_BY_DATASET[dataset]
+
+
+def domain_evaluator(dataset: str = "mnist") -> str:
+    """The evaluator named beside the domain metrics of ``dataset``: its shipped classifier, and which output
+    each metric reads (penultimate features → domain FID; softmax → classifier score)."""
+    return f"softdimo {_shipped_name(dataset)} (penultimate features / softmax)"
+
+
+def load_shipped_classifier(dataset: str = "mnist") -> DigitClassifier:
+    """The shipped classifier of ``dataset`` (:data:`SHIPPED_BY_DATASET`; default the digit classifier
+    ``checkpoints/classifier-mnist``) in eval mode: the evaluators' network."""
+    path = checkpoint_dir(_shipped_name(dataset))
     if not path.is_dir():
         raise DataError(f"{path} is missing: the {dataset} domain metrics read this classifier (train it with "
                         f"softdimo train-classifier --config configs/{dataset}/classifier.yaml).")
     return DigitClassifier.from_pretrained(path).eval()
 
 
-__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED", "SHIPPED_BY_DATASET", "load_shipped_classifier"]
+__all__ = ["ClassifierConfig", "DigitClassifier", "SHIPPED", "SHIPPED_BY_DATASET", "domain_evaluator",
+           "load_shipped_classifier"]

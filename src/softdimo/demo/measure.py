@@ -18,18 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..classifier import SHIPPED_BY_DATASET, load_shipped_classifier
+from ..classifier import domain_evaluator, load_shipped_classifier
 from ..config import DataConfig
 from ..data import heldout_prompts_interleaved
 from ..eval.geneval import GenEvalScorer
 from ..evaluate import evaluate
 from ..sample import SamplingOptions, conditions_for, generate_images, load_generator
 from .stage import Picture, Strip, save_strip
-
-
-def domain_evaluator(dataset: str = "mnist") -> str:
-    """How :func:`domain_quality` measures on ``dataset``, as the demo's tables say it."""
-    return f"domain FID / classifier score on {SHIPPED_BY_DATASET[dataset]} features (softdimo eval)"
 
 
 DOMAIN_EVALUATOR = domain_evaluator("mnist")
@@ -124,5 +119,5 @@ def picture(title: str, models: Sequence[Model], cond: str, results: Path, stem:
     return pic
 
 
-__all__ = ["Model", "domain_quality", "domain_evaluator", "heldout", "world_images", "geneval", "paired_se",
+__all__ = ["Model", "domain_quality", "heldout", "world_images", "geneval", "paired_se",
            "picture", "picture_conditions", "DOMAIN_EVALUATOR", "GENEVAL_EVALUATOR", "SEED"]

@@ -25,11 +25,12 @@ from typing import Any, Callable
 
 import torch
 
+from ..classifier import domain_evaluator
 from ..eval.speed import measure_speed
 from ..sample import SamplingOptions, conditions_for, load_generator
 from ..teachers.catalog import Family
 from .budget import DemoBudget
-from .measure import GENEVAL_EVALUATOR, Model, domain_evaluator, domain_quality, geneval, heldout, picture, world_images
+from .measure import GENEVAL_EVALUATOR, Model, domain_quality, geneval, heldout, picture, world_images
 from .stage import StageResult
 
 TEACHER_STEPS = 16
