@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from softdimo.classifier import domain_evaluator
 from softdimo.cli import main
 from softdimo.errors import DataError
 from softdimo.report import ReportOptions, build, build_report
@@ -144,14 +145,60 @@ def soft_gan_doc(floor: dict) -> dict:
         "step_cost": {"seconds_per_step": {"refine": 0.55, "distill": 0.4}, "repeats": 3}})
 
 
-@pytest.fixture()
-def results(tmp_path) -> Path:
-    root = tmp_path / "results"
-    for rel, content in fixture_files().items():
+FASHION_CMD = "generators.py --preset dimo_mnist --dataset fashion"
+FASHION_SOFT_CMD = "soft_gan.py --dataset fashion --runs RUNS --seeds 0,1"
+
+
+def fashion_files() -> dict[str, object]:
+    """The Fashion-MNIST chain: the same schema as MNIST's files, with numbers of its own."""
+    floor = {"n": 500, "fid": 12.5, "precision": 0.75, "recall": 0.78, "evaluator": FID_EVAL}
+    speed = {"batch_size": 8, "repeats": 2, "device": "cpu"}
+    t_rows = [row(f"N={n} cfg=1", n, 1.0, f, "checkpoints/teacher-fashion", seconds_per_image=0.01 * n)
+              for n, f in ((1, 71.5), (4, 33.25), (16, 35.75))]
+    sg = soft_gan_doc(floor)
+    sg.update(name="soft_gan_fashion", command=FASHION_SOFT_CMD)
+    m = sg["metrics"]
+    m.update(soft_fid=36.5, soft_tau=3.0, teacher_best_fid=33.25, dimo_fid=41.75,
+             teacher_rows=[row("teacher 4 steps cfg 1", 4, 1.0, 33.25, "checkpoints/teacher-fashion", kind="teacher")],
+             dimo_rows=[student_row("Di[M]O τ=1", 1.0, 41.75, "checkpoints/dimo-fashion", kind="dimo")],
+             soft_rows=[student_row("Soft-Di[M]O shipped τ=3", 3.0, 36.5, "checkpoints/soft-dimo-fashion", kind="soft",
+                                    shipped=True)],
+             curves={"metric": "domain_fid at N = 250, seed 0",
+                     "soft-s0": [{"step": 0, "domain_fid": 52.0}, {"step": 100, "domain_fid": 46.5}]})
+    m["ablations"]["soft"]["fid_mean"] = 37.25
+    return {
+        "teacher_fashion.json": doc("teacher_mnist", FASHION_CMD, {
+            "dataset": "fashion", "n": 500, "evaluator": FID_EVAL, "floor": floor, "best_cfg": 1.0, "rows": t_rows,
+            "steps_sweep": {"cfg_scale": 1.0, "fid_by_steps": {"1": 71.5, "4": 33.25, "16": 35.75}},
+            "cfg_sweep": {"steps": 16, "fid_by_cfg": {"1": 35.75, "2": 38.5}}, "speed": speed}),
+        "dimo_fashion.json": doc("dimo_mnist", FASHION_CMD, {
+            "dataset": "fashion", "n": 500, "evaluator": FID_EVAL, "floor": floor,
+            "student_rows": [row("dimo τ=1", None, None, 41.75, "checkpoints/dimo-fashion", "OneStepSampler",
+                                 seconds_per_image=0.002)],
+            "temperature_sweeps": {"metric": "domain_fid (the dataset's in-project classifier's features)",
+                                   "dimo": {"1": {"domain_fid": 150.25}, "3": {"domain_fid": 88.75}}},
+            "targets": {"student_fid_over_teacher16": 1.17}, "speed": speed}),
+        "soft_gan_fashion.json": sg,
+        "eval_dimo_fashion.json": doc("eval:dimo", "softdimo eval --model checkpoints/dimo-fashion", {
+            "source": "dimo-student:checkpoints/dimo-fashion", "n": 500, "reference": "fashion:test[:500]",
+            "sampler": {"sampler": "OneStepSampler", "steps": 1, "temperature": 1.0}, "evaluator": FID_EVAL,
+            "fid": 43.25, "precision": 0.5, "recall": 0.3}),
+        "classifier_fashion.json": doc("classifier_fashion", "classifier.py --dataset fashion", {
+            "fashion_test_accuracy": 0.8958, "fashion_test_n": 10000, "fashion_test_mean_confidence": 0.8996}),
+    }
+
+
+def write_files(root: Path, files: dict[str, object]) -> Path:
+    for rel, content in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content if isinstance(content, str) else json.dumps(content))
     return root
+
+
+@pytest.fixture()
+def results(tmp_path) -> Path:
+    return write_files(tmp_path / "results", fixture_files())
 
 
 def _is_number(text: str) -> bool:
@@ -420,3 +467,80 @@ def test_domain_checks_are_grouped_by_dataset(tmp_path):
         ("not stated", "50.00"), ("fashion", "30.50"), ("mnist", "12.50"), ("mnist", "9.50")]
     assert [r[4].source.evaluator for r in table.rows[1:]] == ["classifier-fashion", "classifier-mnist",
                                                                "classifier-mnist"]
+
+
+FASHION_FILES = {"teacher_fashion.json", "dimo_fashion.json", "soft_gan_fashion.json", "eval_dimo_fashion.json",
+                 "classifier_fashion.json"}
+
+
+def test_fashion_sections_read_their_own_files(tmp_path):
+    root = write_files(tmp_path / "results", {**fixture_files(), **fashion_files()})
+    report = build(ReportOptions(results=str(root), out=str(tmp_path / "x"), grids=False))
+    by_title = {s.title: s for s in report.sections}
+
+    def titled(start: str):
+        return next(s for t, s in by_title.items() if t.startswith(start))
+
+    c2i, abl = titled("Class-to-image (Fashion-MNIST)"), titled("Class-to-image ablations (Fashion-MNIST)")
+    sg = titled("Soft-Di[M]O vs the teacher and Di[M]O (Fashion-MNIST)")
+    assert c2i.files == ["teacher_fashion.json", "dimo_fashion.json", "soft_gan_fashion.json", "eval_dimo_fashion.json"]
+    assert not c2i.problems and not abl.problems and not sg.problems
+    # every Fashion number comes from a Fashion file, with its command, and no MNIST evaluator beside it
+    for s in (c2i, abl, sg):
+        for b in s.blocks:
+            for src in (b.sources() if isinstance(b, Table) else []):
+                assert src.file in FASHION_FILES and "mnist" not in src.evaluator, (s.title, b.title, src)
+                assert src.command in (FASHION_CMD, FASHION_SOFT_CMD, "softdimo eval --model checkpoints/dimo-fashion")
+    main_rows = [[c.text for c in r] for r in c2i.blocks[0].rows]
+    assert [r[0] for r in main_rows] == ["real-vs-real floor", "teacher", "teacher", "teacher", "Di[M]O",
+                                         "Soft-Di[M]O", "Di[M]O"]
+    assert [r[2] for r in main_rows] == ["12.50", "71.50", "33.25", "35.75", "41.75", "36.50", "43.25"]
+    assert c2i.blocks[0].rows[1][2].source.file == "teacher_fashion.json"
+    assert any(isinstance(b, Table) and b.title == "Di[M]O targets (dimo_fashion.json)" for b in c2i.blocks)
+    # the MNIST section keeps its own rows only
+    mnist = titled("Class-to-image (MNIST)")
+    assert "eval_dimo_fashion.json" not in mnist.files and "41.75" not in [r[2].text for r in mnist.blocks[0].rows]
+    # τ sweep: the domain numbers name Fashion-MNIST's own classifier
+    tau = next(b for b in abl.blocks if isinstance(b, Table) and b.title.startswith("One-step sampling temperature"))
+    assert [[c.text for c in r] for r in tau.rows] == [["dimo", "150.25", "88.75"]]
+    assert tau.rows[0][1].source.evaluator == domain_evaluator("fashion")
+    summary = next(b for b in abl.blocks if isinstance(b, Table) and b.title.startswith("Soft-Di[M]O ablations over"))
+    assert summary.rows[0][3].text == "37.25" and summary.rows[0][3].source.file == "soft_gan_fashion.json"
+    cmp_ = next(b for b in sg.blocks if isinstance(b, Table) and b.title.startswith("Soft-Di[M]O vs the teacher"))
+    assert [r[3].text for r in cmp_.rows] == ["12.50", "33.25", "41.75", "36.50"]
+    assert any(isinstance(b, Table) and b.title == "Soft-Di[M]O targets (soft_gan_fashion.json)" for b in sg.blocks)
+    # the classifier of each dataset, with its own evaluator (no digit-world crops for Fashion-MNIST)
+    comp = titled("Components and evaluators")
+    clf = next(b for b in comp.blocks if isinstance(b, Table) and "(Fashion-MNIST)" in b.title)
+    assert [[c.text for c in r] for r in clf.rows] == [["Fashion-MNIST test", "0.8958", "0.8996"]]
+    assert (clf.rows[0][1].source.evaluator, clf.rows[0][1].source.n) == ("classifier-fashion", "10000")
+    # the files of the Fashion sections are not shown again as "other results"
+    other = titled("Other results")
+    assert not FASHION_FILES & set(other.files) and "scaling.json" in other.files
+    # each dataset's plots are their own assets
+    summary_files = build_report(ReportOptions(results=str(root), out=str(tmp_path / "rep"), grids=False))
+    assets = {p.name for p in summary_files.assets}
+    assert {"fig-fid-vs-steps.svg", "fig-fid-vs-steps-fashion.svg", "fig-tau-sweep.svg", "fig-tau-sweep-fashion.svg",
+            "fig-fid-vs-step.svg", "fig-fid-vs-step-fashion.svg"} <= assets
+    md = summary_files.markdown.read_text()
+    assert "## Class-to-image (Fashion-MNIST)" in md and FASHION_SOFT_CMD in md and "classifier-fashion" in md
+    assert not any("fashion" in p for p in summary_files.problems)
+
+
+def test_fashion_without_its_files_adds_no_placeholder(results, tmp_path):
+    from softdimo.report.check import check_html
+    none = build_report(ReportOptions(results=str(results), out=str(tmp_path / "rep0"), grids=False))
+    md = none.markdown.read_text()
+    assert "Fashion-MNIST" not in md and "_fashion.json" not in md
+    # part of the chain (no soft_gan_fashion.json): its sections, and no note on the absent file
+    fashion = fashion_files()
+    write_files(results, {k: fashion[k] for k in ("teacher_fashion.json", "dimo_fashion.json")})
+    part = build_report(ReportOptions(results=str(results), out=str(tmp_path / "rep1"), grids=False))
+    report = build(ReportOptions(results=str(results), out=str(tmp_path / "x"), grids=False))
+    titles = [s.title for s in report.sections]
+    assert any(t.startswith("Class-to-image (Fashion-MNIST)") for t in titles)
+    assert any(t.startswith("Class-to-image ablations (Fashion-MNIST)") for t in titles)
+    assert not any("Fashion-MNIST" in t and t.startswith("Soft-Di[M]O") for t in titles)
+    assert not any("fashion" in p for p in part.problems) and "soft_gan_fashion.json" not in part.not_measured
+    # the page check finds the same placeholders (MNIST's) with or without the Fashion files
+    assert check_html(part.html.read_text()).placeholders == check_html(none.html.read_text()).placeholders

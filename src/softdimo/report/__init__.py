@@ -9,26 +9,32 @@ Modules: :mod:`.schema` (tolerant reading of results files), :mod:`.document` (t
 :mod:`.markdown` and :mod:`.html` (writers), :mod:`.build` (the command), and one module per results
 file under :mod:`.sections`, whose docstring gives the schema it reads:
 
-====================================  =============================================
-results file                          section module
-====================================  =============================================
-teacher_mnist.json, dimo_mnist.json,  :mod:`.sections.class_to_image`
-eval_*.json (MNIST FID)
-dimo_mnist.json (β, τ),               :mod:`.sections.ablations`
-soft_gan_mnist.json (ablations)
-soft_gan_mnist.json (rows, targets,   :mod:`.sections.soft_gan`
-curves, diagnostics)
-teacher_world.json, dimo_world.json,  :mod:`.sections.text_to_image`
+=========================================  ==========================================================
+results file                               section module
+=========================================  ==========================================================
+teacher_{mnist,fashion}.json,              :mod:`.sections.class_to_image` (one section per dataset)
+dimo_{mnist,fashion}.json,
+eval_*.json (FID against MNIST or
+Fashion-MNIST)
+dimo_{mnist,fashion}.json (β, τ),          :mod:`.sections.ablations` (one section per dataset)
+soft_gan_{mnist,fashion}.json (ablations)
+soft_gan_{mnist,fashion}.json (rows,       :mod:`.sections.soft_gan` (one section per dataset)
+targets, curves, diagnostics)
+teacher_world.json, dimo_world.json,       :mod:`.sections.text_to_image`
 t2i_world.json
-speed.json                            :mod:`.sections.speed` (written by :mod:`softdimo.bench`)
-domain/*.json                         :mod:`.sections.domain`
-tokenizer_*, classifier_mnist,        :mod:`.sections.components`
+speed.json                                 :mod:`.sections.speed` (written by :mod:`softdimo.bench`)
+domain/*.json                              :mod:`.sections.domain`
+tokenizer_*,                               :mod:`.sections.components`
+classifier_{mnist,fashion},
 eval_validation, geneval_validation,
 \\*_speed.json
-anything else (demo.json,             :mod:`.sections.other` (generic: ``metrics.rows`` + scalars)
+anything else (demo.json,                  :mod:`.sections.other` (generic: ``metrics.rows`` + scalars)
 faults.json, scaling.json,
 amused_tiny.json, …)
-====================================  =============================================
+=========================================  ==========================================================
+
+The grey class-to-image datasets are those of :data:`.sections.common.DATASETS`: MNIST's files are expected
+(absent ones are named "not yet measured"); Fashion-MNIST's sections appear only when its files are there.
 
 Shared row convention (as in ``dimo_mnist.json``): a result row is an object with ``label``,
 optional ``kind``, ``model``, ``options`` / ``sampler``, the metric keys (``fid``, ``precision``,

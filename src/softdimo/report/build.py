@@ -62,7 +62,7 @@ def build(opts: ReportOptions) -> Report:
         raise DataError(f"--results {root} is not a folder; pass the folder of results JSON files "
                         f"(e.g. benchmarks/results).")
     rd = ResultsDir(root, opts.overlay)
-    sections = [demo.section(rd), *(make(rd) for make in SECTIONS)]
+    sections = [demo.section(rd), *(s for s in (make(rd) for make in SECTIONS) if s is not None)]
     if opts.grids:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
         sections.append(grids.section(opts.checkpoints, opts.seed, device))

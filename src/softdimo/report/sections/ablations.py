@@ -1,31 +1,34 @@
 """Class-to-image ablations: Jeffreys β, the one-step sampling temperature τ, and the Soft-Di[M]O ablations over seeds.
 
-Reads ``dimo_mnist.json``: ``metrics.beta_table`` (present when the run had β students; {β: {``temperature``, ``domain_fid``,
-``classifier_score``, optional ``fid``/``precision``/``recall``}}) and ``metrics.temperature_sweeps``
-({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}}); and ``soft_gan_mnist.json``:
-``metrics.ablations`` (soft, Gumbel-ST, GAN only, mask [0, 0]: FID per training seed, mean and sd; schema
-and tables in :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema is left out here, and
-that section shows it as it stands).
+One section per grey dataset D (:data:`~softdimo.report.sections.common.DATASETS`; a dataset other than MNIST
+with none of its files adds none). Reads ``dimo_D.json``: ``metrics.beta_table`` (present when the run had β
+students; {β: {``temperature``, ``domain_fid``, ``classifier_score``, optional ``fid``/``precision``/``recall``}})
+and ``metrics.temperature_sweeps`` ({``metric``: text, STUDENT: {τ: {``domain_fid``, ``classifier_score``}}});
+and ``soft_gan_D.json``: ``metrics.ablations`` (soft, Gumbel-ST, GAN only, mask [0, 0]: FID per training seed,
+mean and sd; schema and tables in :mod:`~softdimo.report.sections.soft_gan`; a file of its earlier schema is left
+out here, and that section shows it as it stands). The domain numbers name D's own classifier
+(:func:`softdimo.classifier.domain_evaluator`).
 """
 from __future__ import annotations
 
-from ..document import Figure, Section, Table, label, num
+from ...classifier import domain_evaluator
+from ..document import Figure, Section, Source, Table, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, as_float
-from .common import absent, finish
+from .common import MAIN_DATASET, absent, dataset_title, figure_name, finish_dataset, grey_file
 from .soft_gan import ablation_tables, is_current
 
-TITLE = "Class-to-image ablations (β, τ, Soft-Di[M]O variants)"
-DOMAIN_EVALUATOR = "domain FID / classifier score (in-project classifier-mnist features)"
+TITLE = "Class-to-image ablations ({dataset}): β, τ, Soft-Di[M]O variants"  # {dataset}: the name in DATASETS
 
 
-def section(rd: ResultsDir) -> Section:
-    df, sg = rd.file("dimo_mnist.json"), rd.file("soft_gan_mnist.json")
-    s = Section(TITLE, files=[f.rel for f in (df, sg) if f.ok and (f is df or is_current(f))])
-    absent(s, df)
-    absent(s, sg)  # a file of the earlier schema is shown by the Soft-Di[M]O section as it stands
+def section(rd: ResultsDir, dataset: str = MAIN_DATASET) -> Section | None:
+    """The section of grey ``dataset`` (None: another dataset than MNIST with none of its files)."""
+    df, sg = rd.file(grey_file("dimo", dataset)), rd.file(grey_file("soft_gan", dataset))
+    s = Section(dataset_title(TITLE, dataset), files=[f.rel for f in (df, sg) if f.ok and (f is df or is_current(f))])
+    absent(s, df, dataset)
+    absent(s, sg, dataset)  # a file of the earlier schema is shown by the Soft-Di[M]O section as it stands
     if df.ok:
-        src = df.source(DOMAIN_EVALUATOR, df.metrics.get("n"))
+        src = df.source(domain_evaluator(dataset), df.metrics.get("n"))
         beta = df.get("metrics.beta_table", None, dict, required=False)  # only with --beta-students
         if beta:
             t = Table("Generalised Jeffreys β (equal distillation steps; each at its best τ)",
@@ -39,13 +42,13 @@ def section(rd: ResultsDir) -> Section:
             s.blocks.append(t)
         sweeps = df.get("metrics.temperature_sweeps", None, dict)
         if sweeps:
-            s.blocks += temperature_blocks(sweeps, src, df)
+            s.blocks += temperature_blocks(sweeps, src, dataset)
     if is_current(sg):
         s.blocks += ablation_tables(sg)
-    return finish(s, df, sg)
+    return finish_dataset(s, dataset, df, sg)
 
 
-def temperature_blocks(sweeps: dict, src, df) -> list:
+def temperature_blocks(sweeps: dict, src: Source, dataset: str = MAIN_DATASET) -> list:
     """The τ sweep as a table (students × τ) and a plot of domain FID against τ."""
     students = {k: v for k, v in sweeps.items() if isinstance(v, dict)}
     temps = sorted({t for v in students.values() for t in v}, key=lambda t: as_float(_f(t)) or 0.0)
@@ -58,7 +61,7 @@ def temperature_blocks(sweeps: dict, src, df) -> list:
                if isinstance(v, dict) and as_float(v.get("domain_fid")) is not None and as_float(_f(x)) is not None]
         series.append(Series(name, sorted(pts)))
     svg = svg_plot("Domain FID vs one-step temperature τ", series, "τ", "domain FID", log_y=10)
-    return [t, Figure("tau-sweep", "Domain FID vs τ per student", svg, [df.source(DOMAIN_EVALUATOR)])]
+    return [t, Figure(figure_name("tau-sweep", dataset), "Domain FID vs τ per student", svg, [src])]
 
 
 def _f(x: str) -> float | None:

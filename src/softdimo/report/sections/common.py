@@ -1,4 +1,4 @@
-"""Shared pieces of the report's sections: row tables, labels of methods and samplers, absent files."""
+"""Shared pieces of the sections: row tables, method and sampler labels, absent files, the grey datasets."""
 from __future__ import annotations
 
 import re
@@ -10,12 +10,45 @@ from ..schema import ResultsFile, as_float
 TIMING_KEY = re.compile(r"speed|seconds|cost|(^|[_.])step([_.]|$)")
 GENEVAL_TAGS = ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
 
+# the grey class-to-image datasets: the name in results files (``teacher_{dataset}.json``, …) → the name in titles
+DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+# the dataset whose files the report expects: its absent files are named "not yet measured" and its figures keep their
+# plain asset names; another dataset's sections appear only with its files
+MAIN_DATASET = "mnist"
+
+
+def grey_file(kind: str, dataset: str) -> str:
+    """The results file of ``kind`` (``teacher``, ``dimo``, ``soft_gan``, ``classifier``) for ``dataset``."""
+    return f"{kind}_{dataset}.json"
+
+
+def dataset_title(template: str, dataset: str) -> str:
+    """``template`` with ``{dataset}`` replaced by the dataset's name (:data:`DATASETS`)."""
+    return template.format(dataset=DATASETS[dataset])
+
+
+def figure_name(stem: str, dataset: str) -> str:
+    """The asset stem of a figure of ``dataset`` (:data:`MAIN_DATASET`'s keep ``stem``)."""
+    return stem if dataset == MAIN_DATASET else f"{stem}-{dataset}"
+
+
+# the commands that write a grey dataset's files, one template per kind ({dataset}; {skip_cost}: the cost of a
+# refine step is measured once, in the main dataset's run); one generators.py run writes teacher_ and dimo_ files
+GENERATORS_COMMAND = ("python benchmarks/generators.py --preset dimo_mnist --dataset {dataset} --threads 1 "
+                      "--steps 1,2,4,8,16 --cfg-sweep 1,1.5,2 --temperatures 1,1.5,2,3 "
+                      "--students dimo=checkpoints/dimo-{dataset}")
+GREY_COMMANDS: dict[str, str] = {
+    "teacher": GENERATORS_COMMAND,
+    "dimo": GENERATORS_COMMAND,
+    "soft_gan": "bash benchmarks/soft_gan_runs.sh --config configs/{dataset}/soft_gan.yaml RUNS_DIR 300 100 \"0 1 2\", "
+                "then python benchmarks/soft_gan.py --dataset {dataset} --runs RUNS_DIR --seeds 0,1,2 --row-step 300"
+                "{skip_cost}",
+}
+
 # how to produce a results file the report expects (shown when it is absent)
 PRODUCED_BY: dict[str, str] = {
-    "teacher_mnist.json": "python benchmarks/generators.py --preset dimo_mnist … (writes teacher_mnist.json too)",
-    "dimo_mnist.json": "python benchmarks/generators.py --preset dimo_mnist --students dimo=checkpoints/dimo-mnist …",
-    "soft_gan_mnist.json": "bash benchmarks/soft_gan_runs.sh RUNS_DIR 300 100 \"0 1 2\", then python benchmarks/soft_gan.py "
-                           "--runs RUNS_DIR --seeds 0,1,2 --row-step 300",
+    **{grey_file(kind, d): how.format(dataset=d, skip_cost="" if d == MAIN_DATASET else " --skip-cost")
+       for d in DATASETS for kind, how in GREY_COMMANDS.items()},
     "teacher_world.json": "python benchmarks/generators.py --preset teacher_world --teacher checkpoints/teacher-world "
                           "--images-per-prompt 4 --json benchmarks/results/teacher_world.json",
     "dimo_world.json": "python benchmarks/generators.py --preset dimo_world --students dimo=checkpoints/dimo-world …",
@@ -26,9 +59,12 @@ PRODUCED_BY: dict[str, str] = {
 }
 
 
-def absent(section: Section, f: ResultsFile) -> None:
-    """Note on ``section`` that ``f`` is missing or malformed (and how to produce it)."""
-    if f.status == "missing":
+def absent(section: Section, f: ResultsFile, dataset: str = MAIN_DATASET) -> None:
+    """Note on ``section`` that ``f`` is missing or malformed (and how to produce it).
+
+    A missing file of another grey dataset than :data:`MAIN_DATASET` is not noted: those files are optional.
+    """
+    if f.status == "missing" and dataset == MAIN_DATASET:
         how = PRODUCED_BY.get(f.rel)
         section.problems.append(f"`{f.rel}`: not yet measured" + (f" (produced by `{how}`)" if how else "") + ".")
     elif f.status == "malformed":
@@ -44,6 +80,14 @@ def finish(section: Section, *files: ResultsFile) -> Section:
     if not section.blocks:
         section.blocks.append(Text("Not yet measured."))
     return section
+
+
+def finish_dataset(section: Section, dataset: str, *files: ResultsFile) -> Section | None:
+    """:func:`finish` for a section of grey ``dataset``; None (no section) when ``dataset`` is not
+    :data:`MAIN_DATASET` and the section has nothing to show or say (none of its files is there)."""
+    if dataset != MAIN_DATASET and not section.blocks and not section.problems and not any(f.problems for f in files):
+        return None
+    return finish(section, *files)
 
 
 def method_name(model: Any) -> str:
@@ -152,5 +196,6 @@ def flatten(obj: Any, prefix: str = "", depth: int = 3) -> list[tuple[str, Any]]
     return out
 
 
-__all__ = ["GENEVAL_TAGS", "PRODUCED_BY", "absent", "finish", "method_name", "sampler_text", "speed_source",
-           "rows_table", "list_of_dicts", "kv_table", "flatten"]
+__all__ = ["GENEVAL_TAGS", "DATASETS", "MAIN_DATASET", "grey_file", "dataset_title", "figure_name",
+           "GREY_COMMANDS", "PRODUCED_BY", "absent", "finish", "finish_dataset", "method_name", "sampler_text",
+           "speed_source", "rows_table", "list_of_dicts", "kv_table", "flatten"]

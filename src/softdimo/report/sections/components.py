@@ -1,17 +1,20 @@
-"""Components and evaluators: tokenizers, the digit classifier, evaluator validation, training speed.
+"""Components and evaluators: tokenizers, the grey datasets' classifiers, evaluator validation, training speed.
 
 Reads ``tokenizer_*.json`` (``psnr``, ``codebook_usage``, ``perplexity``, ``n_images``, ``rfid``,
-``rfid_floor``, ``n``, ``evaluator``), ``classifier_mnist.json`` (``mnist_test_accuracy``,
-``mnist_test_n``, ``world_crop_accuracy``, ``world_crop_n``), ``eval_validation.json``
+``rfid_floor``, ``n``, ``evaluator``), ``classifier_D.json`` for each grey dataset D
+(:data:`~softdimo.report.sections.common.DATASETS`: ``classifier_mnist.json``, ``classifier_fashion.json``;
+``D_test_accuracy``, ``D_test_n``, ``D_test_mean_confidence``, and, when the file has them,
+``world_crop_accuracy``, ``world_crop_n``, ``world_crop_mean_confidence``), ``eval_validation.json``
 (``fid_cross_check``, ``floors_mnist_train_vs_test`` {N: {fid, precision, recall}}, ``evaluator``),
 ``geneval_validation.json`` (``matched_per_tag``, ``shuffled_per_tag``, ``chance_per_tag``,
 ``*_overall``, ``n_images``) and ``*_speed.json`` training-speed files (``threads`` {T: {steps_per_second}}).
 """
 from __future__ import annotations
 
+from ...classifier import SHIPPED_BY_DATASET
 from ..document import Section, Table, label, num
-from ..schema import ResultsDir
-from .common import GENEVAL_TAGS, finish
+from ..schema import ResultsDir, ResultsFile
+from .common import DATASETS, GENEVAL_TAGS, finish, grey_file
 
 TITLE = "Components and evaluators"
 
@@ -33,18 +36,12 @@ def section(rd: ResultsDir) -> Section:
                   num(m.get("perplexity"), ps, 1), num(m.get("rfid"), fs), num(m.get("rfid_floor"), fs))
         s.blocks.append(t)
         used += toks
-    cl = rd.peek("classifier_mnist.json")
-    if cl.ok:
-        rd.file(cl.rel)
-        m = cl.metrics
-        t = Table("Digit classifier (evaluator only, never a reward)", ["split", "accuracy", "mean confidence"])
-        src = cl.source("classifier-mnist", m.get("mnist_test_n"))
-        t.add("MNIST test", num(m.get("mnist_test_accuracy"), src, 4), num(m.get("mnist_test_mean_confidence"), src, 4))
-        src = cl.source("classifier-mnist", m.get("world_crop_n"))
-        t.add("digit-world crops", num(m.get("world_crop_accuracy"), src, 4),
-              num(m.get("world_crop_mean_confidence"), src, 4))
-        s.blocks.append(t)
-        used.append(cl)
+    for dataset in DATASETS:
+        cl = rd.peek(grey_file("classifier", dataset))
+        if cl.ok:
+            rd.file(cl.rel)
+            s.blocks.append(classifier_table(cl, dataset))
+            used.append(cl)
     ev = rd.peek("eval_validation.json")
     if ev.ok:
         rd.file(ev.rel)
@@ -96,4 +93,19 @@ def section(rd: ResultsDir) -> Section:
     return finish(s, *used)
 
 
-__all__ = ["section", "TITLE"]
+def classifier_table(cl: ResultsFile, dataset: str) -> Table:
+    """Accuracy of the shipped classifier of ``dataset`` on its test split (and on digit-world crops, when measured)."""
+    m, name = cl.metrics, SHIPPED_BY_DATASET[dataset]
+    t = Table(f"Classifier of the domain metrics ({DATASETS[dataset]}): {name}, evaluator only, never a reward",
+              ["split", "accuracy", "mean confidence"])
+    src = cl.source(name, m.get(f"{dataset}_test_n"))
+    t.add(f"{DATASETS[dataset]} test", num(m.get(f"{dataset}_test_accuracy"), src, 4),
+          num(m.get(f"{dataset}_test_mean_confidence"), src, 4))
+    if "world_crop_accuracy" in m:
+        src = cl.source(name, m.get("world_crop_n"))
+        t.add("digit-world crops", num(m.get("world_crop_accuracy"), src, 4),
+              num(m.get("world_crop_mean_confidence"), src, 4))
+    return t
+
+
+__all__ = ["section", "classifier_table", "TITLE"]

@@ -1,7 +1,7 @@
 """Overview: headline numbers (each from its results file); the inventory of results files (last section).
 
 The inventory lists every file the report expects (:data:`EXPECTED`; absent ones are "not yet measured", a
-``soft_gan_mnist.json`` of the benchmark's earlier schema "measured (earlier schema)") and every other
+``soft_gan_{mnist,fashion}.json`` of the benchmark's earlier schema "measured (earlier schema)") and every other
 ``*.json`` found, with its status, name, command, commit and date.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def inventory(rd: ResultsDir) -> Section:
     for rel in list(dict.fromkeys(EXPECTED + rd.all_files())):
         f = rd.peek(rel)
         status = {"ok": "measured", "missing": "not yet measured"}.get(f.status, f"malformed: {f.error}")
-        if rel == soft_gan.FILE and f.ok and not soft_gan.is_current(f):
+        if rel in soft_gan.FILES and f.ok and not soft_gan.is_current(f):
             status = "measured (earlier schema)"
         inv.add(label(rel), label(status), label(f.commit[:12]), label(str(f.doc.get("started", ""))),
                 label(f"`{f.command}`" if f.ok else ""), *([label(f"`{rd.origin(rel)}`")] if several else []))

@@ -1,7 +1,10 @@
 """Soft-Di[M]O against the teacher and Di[M]O, its ablations over training seeds, FID vs step, soft-vs-hard diagnostics.
 
-Expected ``soft_gan_mnist.json`` (``metrics`` part, as ``benchmarks/soft_gan.py`` writes it; every
-Inception number at one N, one evaluator, one run)::
+One section per grey dataset D (:data:`~softdimo.report.sections.common.DATASETS`), from ``soft_gan_D.json``
+(``soft_gan_mnist.json``, ``soft_gan_fashion.json``: ``benchmarks/soft_gan.py --dataset D``); an absent
+``soft_gan_mnist.json`` is named "not yet measured", another dataset without its file adds no section.
+Expected ``metrics`` part (as ``benchmarks/soft_gan.py`` writes it; every Inception number at one N, one
+evaluator, one run)::
 
     {"n": 2000, "evaluator": "<FID network>",
      "floor": {"fid", "precision", "recall", "n", "evaluator"},
@@ -42,11 +45,14 @@ from typing import Any
 from ..document import Figure, Section, Table, Text, label, num
 from ..plots import Series, svg_plot
 from ..schema import ResultsDir, ResultsFile, as_float, points
-from .common import PRODUCED_BY, absent, finish, kv_table, list_of_dicts, rows_table, sampler_text
+from .common import (DATASETS, MAIN_DATASET, PRODUCED_BY, absent, dataset_title, figure_name, finish_dataset,
+                     grey_file, kv_table, list_of_dicts, rows_table, sampler_text)
 from .other import file_blocks
 
-TITLE = "Soft-Di[M]O vs the teacher and Di[M]O: targets, FID vs step, soft-vs-hard diagnostics"
-FILE = "soft_gan_mnist.json"
+# {dataset}: the name in DATASETS
+TITLE = "Soft-Di[M]O vs the teacher and Di[M]O ({dataset}): targets, FID vs step, soft-vs-hard diagnostics"
+FILE = grey_file("soft_gan", MAIN_DATASET)  # the expected one (the overview's headline reads it)
+FILES = [grey_file("soft_gan", d) for d in DATASETS]
 DIAGNOSTICS = {"soft_entropy": "token entropy H(p) (nats)", "soft_p_max": "mean p_max",
                "soft_cov_trace": "tr Σ (embedding covariance)", "soft_gap": "soft-vs-hard gap |D(ẽ) − E D(e_x)|",
                "d_acc": "discriminator accuracy"}
@@ -63,19 +69,21 @@ def is_current(f: ResultsFile) -> bool:
 
 def earlier_blocks(f: ResultsFile) -> list:
     """A measured file of the earlier schema (one run per ablation, no ``soft_fid``): its numbers as they stand."""
+    how = PRODUCED_BY.get(f.rel, "benchmarks/soft_gan.py")
     return [Text(f"`{f.rel}` was written by an earlier version of benchmarks/soft_gan.py (one run per ablation, "
                  f"no metrics.soft_fid): shown as it stands, without the spread over training seeds or the current "
-                 f"targets; `{PRODUCED_BY[FILE]}` writes the present one."), *file_blocks(f)]
+                 f"targets; `{how}` writes the present one."), *file_blocks(f)]
 
 
-def section(rd: ResultsDir) -> Section:
-    sg = rd.file(FILE)
-    s = Section(TITLE, files=[sg.rel])
-    absent(s, sg)
+def section(rd: ResultsDir, dataset: str = MAIN_DATASET) -> Section | None:
+    """The section of grey ``dataset`` (None: another dataset than MNIST without its file)."""
+    sg = rd.file(grey_file("soft_gan", dataset))
+    s = Section(dataset_title(TITLE, dataset), files=[sg.rel])
+    absent(s, sg, dataset)
     if sg.ok and not is_current(sg):
         s.blocks += earlier_blocks(sg)
     if not is_current(sg):
-        return finish(s)
+        return finish_dataset(s, dataset)
     cost = sg.get("metrics.step_cost", None, dict, required=False)
     cost_src = sg.source("wall clock, seconds per optimiser step (median of alternated runs)", (cost or {}).get("repeats"))
     s.blocks.append(comparison_table(sg))
@@ -86,7 +94,7 @@ def section(rd: ResultsDir) -> Section:
     targets = sg.get("metrics.targets", None, dict)
     if targets:
         left = sg.metrics.get("targets_left_out") or []
-        s.blocks.append(kv_table(sg, f"Soft-Di[M]O targets ({FILE})", targets, sg.source(), speed=cost_src,
+        s.blocks.append(kv_table(sg, f"Soft-Di[M]O targets ({sg.rel})", targets, sg.source(), speed=cost_src,
                                  note=("Left out (inputs absent): " + ", ".join(map(str, left))) if left else ""))
     controls = sg.get("metrics.controls", None, dict, required=False)
     if controls:
@@ -95,13 +103,13 @@ def section(rd: ResultsDir) -> Section:
                                                    "from the same start, over the same training seeds."))
     curves = sg.get("metrics.curves", None, dict)
     if curves:
-        s.blocks += curve_blocks(sg, curves)
+        s.blocks += curve_blocks(sg, curves, dataset)
     diag = sg.get("metrics.diagnostics", None, dict)
     if diag:
-        s.blocks += diagnostic_blocks(sg, diag)
+        s.blocks += diagnostic_blocks(sg, diag, dataset)
     if cost:
         s.blocks.append(kv_table(sg, "Cost of a refine step vs a Di[M]O step", cost, cost_src))
-    return finish(s, sg)
+    return finish_dataset(s, dataset, sg)
 
 
 def comparison_table(f: ResultsFile) -> Table:
@@ -163,7 +171,7 @@ def value_key(metric: str, pts: Any) -> str:
     return first or "fid"
 
 
-def curve_blocks(f: ResultsFile, curves: dict[str, Any]) -> list:
+def curve_blocks(f: ResultsFile, curves: dict[str, Any], dataset: str = MAIN_DATASET) -> list:
     metric = str(curves.get("metric", "fid"))
     n = curves.get("n")
     if n is None:
@@ -177,7 +185,7 @@ def curve_blocks(f: ResultsFile, curves: dict[str, Any]) -> list:
     if not series:
         f.problems.append(f"{f.rel}: metrics.curves holds no runs")
         return []
-    fig = Figure("fid-vs-step", f"{name} vs refine step",
+    fig = Figure(figure_name("fid-vs-step", dataset), f"{name} vs refine step",
                  svg_plot(f"{name} vs training step (EMA weights)", series, "refine step", name), [src],
                  caption=metric)
     t = Table(f"{name} at the first and the last evaluated step", ["run", "first step", name, "last step", name])
@@ -188,7 +196,7 @@ def curve_blocks(f: ResultsFile, curves: dict[str, Any]) -> list:
     return [fig, t]
 
 
-def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
+def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any], dataset: str = MAIN_DATASET) -> list:
     src = f.source("refine-stage soft diagnostics (softdimo.soft.soft_diagnostics), logged on one batch",
                    diag.get("n", "one training batch per logged step"))
     runs = runs_of(diag)
@@ -197,7 +205,7 @@ def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
                                              for pts in runs.values() if isinstance(pts, list) for p in pts)]
     for key in present:  # a run that did not log the quantity (no_gan: no discriminator) is left out of its plot
         series = [se for se in (Series(run, points(pts, key)) for run, pts in runs.items()) if se.points]
-        out.append(Figure(f"diag-{key}", f"{DIAGNOSTICS[key]} over training",
+        out.append(Figure(figure_name(f"diag-{key}", dataset), f"{DIAGNOSTICS[key]} over training",
                           svg_plot(DIAGNOSTICS[key], series, "refine step", key), [src]))
     last = Table("Diagnostics at the last logged step", ["run", "step"] + present)
     for run, pts in runs.items():
@@ -210,5 +218,5 @@ def diagnostic_blocks(f: ResultsFile, diag: dict[str, Any]) -> list:
     return out + ([last] if last.rows else [])
 
 
-__all__ = ["section", "TITLE", "FILE", "DIAGNOSTICS", "is_current", "earlier_blocks", "comparison_table",
+__all__ = ["section", "TITLE", "FILE", "FILES", "DIAGNOSTICS", "is_current", "earlier_blocks", "comparison_table",
            "ablation_tables", "runs_of", "value_key"]
