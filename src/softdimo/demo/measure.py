@@ -26,7 +26,6 @@ from ..evaluate import evaluate
 from ..sample import SamplingOptions, conditions_for, generate_images, load_generator
 from .stage import Picture, Strip, save_strip
 
-
 DOMAIN_EVALUATOR = domain_evaluator("mnist")
 GENEVAL_EVALUATOR = "GenEval-like scorer (components + classifier-mnist; softdimo eval --metrics geneval)"
 PICTURE_PROMPTS = 6  # one held-out prompt per GenEval tag

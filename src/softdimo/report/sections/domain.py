@@ -23,13 +23,13 @@ def section(rd: ResultsDir) -> Section:
               note="A fast proxy for training curves and sweeps; the standard Inception FID is the reported metric. "
                    "Each dataset is scored with its own classifier against its own images: compare rows within a "
                    "dataset only.")
-    good = [f for f in files if f.ok]
-    for f in sorted(good, key=lambda f: str(f.get("config.data.dataset", "", required=False))):
+    by_dataset = [(str(f.get("config.data.dataset", "", required=False)), f) for f in files if f.ok]
+    for dataset, f in sorted(by_dataset, key=lambda pair: pair[0]):
         m = f.metrics
         model = f.get("config.model", m.get("source", "?"), required=False)
         src = f.source(m.get("domain_evaluator"), m.get("n"))
-        t.add(str(f.get("config.data.dataset", "not stated", required=False)), method_name(model), label(model),
-              sampler_text(m), num(m.get("domain_fid"), src), num(m.get("classifier_score"), src, 3))
+        t.add(dataset or "not stated", method_name(model), label(model), sampler_text(m),
+              num(m.get("domain_fid"), src), num(m.get("classifier_score"), src, 3))
     if t.rows:
         s.blocks.append(t)
     return finish(s, *files)
