@@ -544,3 +544,23 @@ def test_fashion_without_its_files_adds_no_placeholder(results, tmp_path):
     assert not any("fashion" in p for p in part.problems) and "soft_gan_fashion.json" not in part.not_measured
     # the page check finds the same placeholders (MNIST's) with or without the Fashion files
     assert check_html(part.html.read_text()).placeholders == check_html(none.html.read_text()).placeholders
+
+
+def test_headline_names_each_measured_dataset_and_the_t2i_run(tmp_path):
+    def headline(files):
+        root = write_files(tmp_path / f"results{len(files)}", files)
+        report = build(ReportOptions(results=str(root), out=str(tmp_path / "x"), grids=False))
+        table = next(s for s in report.sections if s.title == "Overview").blocks[0]
+        return {r[0].text: r[1] for r in table.rows}
+
+    plain = headline(fixture_files())
+    assert not any("Fashion-MNIST" in k for k in plain)
+    # the text-to-image lines come from the one run that decides them, each with its row's N and evaluator
+    assert plain["digit world: Di[M]O GenEval-like overall"].text == "0.480"
+    tteo = plain["digit world: + reward + TTEO GenEval-like overall"]
+    assert (tteo.text, tteo.source.file, tteo.source.evaluator) == ("0.610", "t2i_world.json", "fixture-geneval")
+    assert plain["digit world: Soft-Di[M]O + reward GenEval-like overall"].text == "not yet measured"
+    both = headline({**fixture_files(), **fashion_files()})
+    fashion = {k: v for k, v in both.items() if k.startswith("Fashion-MNIST")}
+    assert [v.text for v in fashion.values()] == ["33.25", "41.75", "36.50"]
+    assert {v.source.file for v in fashion.values()} == {"soft_gan_fashion.json"}

@@ -11,7 +11,7 @@ from typing import Any
 from ..document import Section, Table, label, num
 from ..schema import ResultsDir, ResultsFile, as_float
 from . import soft_gan
-from .common import list_of_dicts
+from .common import DATASETS, MAIN_DATASET, grey_file, list_of_dicts
 
 TITLE = "Overview"
 INVENTORY_TITLE = "Results files"
@@ -19,6 +19,9 @@ EXPECTED = ["teacher_mnist.json", "dimo_mnist.json", "soft_gan_mnist.json", "tea
             "t2i_world.json", "speed.json", "demo.json", "faults.json", "scaling.json", "amused_tiny.json",
             "tokenizer_mnist.json", "tokenizer_world.json", "classifier_mnist.json", "eval_validation.json",
             "geneval_validation.json"]
+# the rows of ``t2i_world.json`` the headline names, in its order
+T2I_HEADLINE = {"teacher": "teacher (best sampler)", "dimo": "Di[M]O", "reward": "Soft-Di[M]O + reward",
+                "tteo": "+ reward + TTEO"}
 
 
 def section(rd: ResultsDir) -> Section:
@@ -59,12 +62,12 @@ def headline(rd: ResultsDir) -> Table:
     t = Table("Headline numbers", ["quantity", "value"],
               note="Each number is repeated, with its table, in the sections below.")
     tf, df, sg = rd.peek("teacher_mnist.json"), rd.peek("dimo_mnist.json"), rd.peek(soft_gan.FILE)
-    sp, dw = rd.peek("speed.json"), rd.peek("dimo_world.json")
+    sp, dw, t2 = rd.peek("speed.json"), rd.peek("dimo_world.json"), rd.peek("t2i_world.json")
 
     def add(what: str, f: ResultsFile, value: Any, row: dict[str, Any] | None = None, digits: int = 2,
-            suffix: str = "", evaluator: Any = None, n: Any = None) -> None:
+            suffix: str = "", evaluator: Any = None, n: Any = None, metric: str = "fid") -> None:
         if f.ok and (as_float(value) is not None or isinstance(value, bool)):
-            src = f.row_source(row, "fid") if row is not None else f.source(evaluator, n)
+            src = f.row_source(row, metric) if row is not None else f.source(evaluator, n)
             t.add(what, num(value, src, digits, suffix))
         else:
             t.add(what, "not yet measured")
@@ -81,6 +84,12 @@ def headline(rd: ResultsDir) -> Table:
         add("MNIST Soft-Di[M]O FID (one step)", ev, ev.metrics.get("fid") if ev.ok else None)
     else:
         add("MNIST Soft-Di[M]O FID (one step)", sg, row.get("fid"), row)
+    for dataset, name in DATASETS.items():  # another grey dataset: its line only once it is measured
+        f = rd.peek(grey_file("soft_gan", dataset))
+        if dataset != MAIN_DATASET and soft_gan.is_current(f):
+            for what, key in (("teacher FID (best sampler)", "teacher_best_fid"),
+                              ("Di[M]O FID (one step)", "dimo_fid"), ("Soft-Di[M]O FID (one step)", "soft_fid")):
+                add(f"{name} {what}", f, f.metrics.get(key))
     tg = sp.metrics.get("targets") if sp.ok and isinstance(sp.metrics.get("targets"), dict) else {}
     speed = tg.get("teacher16_cfg_over_student") or {}
     floor_t = tg.get("student_over_floor") or {}
@@ -95,9 +104,16 @@ def headline(rd: ResultsDir) -> Table:
                 evaluator=f"wall clock ({dev})", n=sp.metrics.get("repeats"))
     if not sp.ok:
         add("student speed-up vs teacher 16 steps with CFG (speed.json)", sp, None)
-    tw = dw.metrics.get("targets") if dw.ok and isinstance(dw.metrics.get("targets"), dict) else {}
-    add("digit world: teacher 16-step GenEval-like overall", dw, tw.get("teacher16_geneval"), digits=3)
-    add("digit world: Di[M]O GenEval-like overall", dw, tw.get("student_geneval"), digits=3)
+    t2i = t2.metrics.get("rows") if t2.ok else None
+    if isinstance(t2i, dict):  # one run decides the text-to-image numbers: teacher to TTEO from the same draws
+        for key, what in T2I_HEADLINE.items():
+            row = t2i.get(key) if isinstance(t2i.get(key), dict) else None
+            add(f"digit world: {what} GenEval-like overall", t2, (row or {}).get("geneval"), row, digits=3,
+                metric="geneval")
+    else:
+        tw = dw.metrics.get("targets") if dw.ok and isinstance(dw.metrics.get("targets"), dict) else {}
+        add("digit world: teacher 16-step GenEval-like overall", dw, tw.get("teacher16_geneval"), digits=3)
+        add("digit world: Di[M]O GenEval-like overall", dw, tw.get("student_geneval"), digits=3)
     if not t.rows:
         t.rows.append([label("(nothing measured yet)"), label("")])
     return t
