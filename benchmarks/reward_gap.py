@@ -24,10 +24,16 @@ draws the same prompts with the same seeds, so image i of one student is compare
 the other; clustered by prompt, :func:`clustered_se` of the per-image differences). A reward that rises while GenEval-like does not, with an AUC that falls,
 is the student learning what the reward network reads but the evaluator does not (reward hacking,
 docs/method.md §6.1); a reward that rises on soft images but not on hard ones is a soft-vs-hard gap.
+``--pairs a:b`` adds the paired difference a minus b under the key ``a-b``.
+
+``--seeds 0,1,2`` repeats the whole measurement with each evaluation seed (new draws of the same
+prompts): ``rows`` and ``gains`` are the first seed's, ``per_seed`` every seed's, and ``over_seeds``
+the mean and standard deviation over seeds of each row's GenEval-like and of each gain.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -101,21 +107,56 @@ def measure_student(path: str, prompts: list[dict[str, Any]], repeats: int, rewa
             "auc": {n: within_tag_auc(tags, v.tolist(), correct) for n, v in hard_all.items()}}
 
 
+def paired_gain(row: dict[str, Any], base: dict[str, Any], names: tuple[str, str]) -> dict[str, Any]:
+    """``row`` minus ``base``: rewards and GenEval-like, the latter with the standard error of the paired
+    per-image differences (both rows list the same prompts in the same order; clustered by prompt)."""
+    if row["tags"] != base["tags"] or row["clusters"] != base["clusters"]:
+        raise ValueError(f"{names[0]} and {names[1]} were not scored on the same prompts in the same order")
+    diff = [float(a) - float(b) for a, b in zip(row["correct"], base["correct"], strict=True)]
+    return {"minus": names[1],
+            "reward_hard": {n: row["reward_hard"][n] - base["reward_hard"][n] for n in row["reward_hard"]},
+            "reward_soft": {n: row["reward_soft"][n] - base["reward_soft"][n] for n in row["reward_soft"]},
+            "geneval": row["geneval"] - base["geneval"],
+            "geneval_se": clustered_se(row["tags"], row["clusters"], diff)[0]}
+
+
 def gains(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each row minus the first; ``geneval_se`` of the paired per-image differences (the rows' ``correct``,
-    ``tags`` and ``clusters`` list the same prompts in the same order)."""
+    """Each row minus the first (:func:`paired_gain`)."""
     base_name = next(iter(rows))
-    base = rows[base_name]
-    out = {}
-    for name, row in list(rows.items())[1:]:
-        if row["tags"] != base["tags"] or row["clusters"] != base["clusters"]:
-            raise ValueError(f"{name} and {base_name} were not scored on the same prompts in the same order")
-        diff = [float(a) - float(b) for a, b in zip(row["correct"], base["correct"], strict=True)]
-        out[name] = {"minus": base_name,
-                     "reward_hard": {n: row["reward_hard"][n] - base["reward_hard"][n] for n in row["reward_hard"]},
-                     "reward_soft": {n: row["reward_soft"][n] - base["reward_soft"][n] for n in row["reward_soft"]},
-                     "geneval": row["geneval"] - base["geneval"],
-                     "geneval_se": clustered_se(row["tags"], row["clusters"], diff)[0]}
+    return {name: paired_gain(row, rows[base_name], (name, base_name)) for name, row in list(rows.items())[1:]}
+
+
+def parse_pairs(text: str, names: list[str]) -> list[tuple[str, str]]:
+    """``"a:b,c:d"`` → [(a, b), (c, d)]: a minus b, both names of ``--students``."""
+    pairs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        a, sep, b = item.partition(":")
+        if not sep or a not in names or b not in names or a == b:
+            raise SystemExit(f"--pairs wants 'a:b' with two different student names of --students {names}, "
+                             f"got {item!r}.")
+        pairs.append((a, b))
+    return pairs
+
+
+def over_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over the evaluation seeds of each row's GenEval-like and of each gain.
+
+    ``sd`` is the sample standard deviation over seeds (0 with one seed); ``se_mean`` the mean paired
+    standard error of one seed's gain, for comparison with that spread.
+    """
+    def summary(values: list[float]) -> dict[str, float]:
+        m = sum(values) / len(values)
+        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        return {"mean": m, "sd": sd, "values": values}
+
+    seeds = list(per_seed)
+    first = per_seed[seeds[0]]
+    out: dict[str, Any] = {"seeds": seeds, "rows": {}, "gains": {}}
+    for name in first["rows"]:
+        out["rows"][name] = summary([per_seed[s]["rows"][name]["geneval"] for s in seeds])
+    for name, g in first["gains"].items():
+        out["gains"][name] = {"minus": g["minus"], **summary([per_seed[s]["gains"][name]["geneval"] for s in seeds]),
+                              "se_mean": sum(per_seed[s]["gains"][name]["geneval_se"] for s in seeds) / len(seeds)}
     return out
 
 
@@ -126,7 +167,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--images-per-prompt", type=int, default=2)
     ap.add_argument("--temperature", type=float, default=0.5, help="sampling τ of the hard images")
     ap.add_argument("--reward-temperature", type=float, default=1.0, help="τ_r of the soft images (refine's reward.temperature)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="evaluation seeds, comma-separated: each draws every student anew")
+    ap.add_argument("--pairs", default="", help="more paired differences 'a:b,…' (a minus b) beside those "
+                                               "against the first student")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", required=True)
@@ -136,24 +179,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     students = parse_students(args.students)
     if len(students) < 2:
         raise SystemExit("--students needs a baseline and at least one other student.")
+    pairs = parse_pairs(args.pairs, [n for n, _ in students])
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds wants distinct integers, got {args.seeds!r}.")
     prompts = heldout_prompts_interleaved()[: args.max_prompts]
     rewards = {n: build_reward(RewardTermConfig(kind=n, path=p, normalize="none")) for n, p in DEFAULT_TERMS.items()}
     scorer = GenEvalScorer(load_shipped_classifier())
-    rows = {}
-    for name, path in students:
-        rows[name] = measure_student(path, prompts, args.images_per_prompt, rewards, scorer, args.temperature,
-                                     args.reward_temperature, args.seed, args.batch)
-        r = rows[name]
-        print(f"{name:>14}: GenEval-like {r['geneval']:.3f} ± {r['geneval_se']:.3f}  "
-              + "  ".join(f"{n} soft {r['reward_soft'][n]:.3f} hard {r['reward_hard'][n]:.3f} auc {r['auc'][n]:.3f}"
-                          for n in rewards), flush=True)
-    diffs = gains(rows)
-    for r in rows.values():  # per-image lists: used for the paired differences, not written
-        for k in ("correct", "tags", "clusters"):
-            del r[k]
-    metrics = {"rows": rows, "gains": diffs,
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        rows = {}
+        for name, path in students:
+            rows[name] = measure_student(path, prompts, args.images_per_prompt, rewards, scorer, args.temperature,
+                                         args.reward_temperature, seed, args.batch)
+            r = rows[name]
+            print(f"seed {seed} {name:>14}: GenEval-like {r['geneval']:.3f} ± {r['geneval_se']:.3f}  "
+                  + "  ".join(f"{n} soft {r['reward_soft'][n]:.3f} hard {r['reward_hard'][n]:.3f} "
+                              f"auc {r['auc'][n]:.3f}" for n in rewards), flush=True)
+        diffs = gains(rows)
+        diffs.update({f"{a}-{b}": paired_gain(rows[a], rows[b], (a, b)) for a, b in pairs})
+        for r in rows.values():  # per-image lists: used for the paired differences, not written
+            for k in ("correct", "tags", "clusters"):
+                del r[k]
+        per_seed[seed] = {"rows": rows, "gains": diffs}
+    first = per_seed[seeds[0]]
+    metrics = {"rows": first["rows"], "gains": first["gains"], "seed": seeds[0],
                "evaluators": {"geneval": GENEVAL_EVALUATOR,
                               "reward_terms": {n: f"{p} (raw, normalize: none)" for n, p in DEFAULT_TERMS.items()}}}
+    if len(seeds) > 1:
+        metrics["per_seed"] = {str(s): v for s, v in per_seed.items()}
+        metrics["over_seeds"] = over_seeds(per_seed)
     config = {k: v for k, v in vars(args).items() if k != "json"}
     config["prompts"] = f"heldout_prompts_interleaved()[:{len(prompts)}]"
     write_results(args.json, name="reward_gap", command=" ".join(["python", *sys.argv]), config=config,

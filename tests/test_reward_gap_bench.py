@@ -55,3 +55,27 @@ def test_gains_refuse_rows_of_other_prompts(bench):
          "tags": ["colors"], "clusters": [0]}
     with pytest.raises(ValueError, match="same prompts"):
         bench.gains({"a": a, "b": {**a, "clusters": [1]}})
+
+
+def test_pairs_name_two_students_and_seeds_give_mean_and_spread(bench):
+    assert bench.parse_pairs("b:a, c:b", ["a", "b", "c"]) == [("b", "a"), ("c", "b")]
+    for bad in ("b-a", "b:z", "a:a"):
+        with pytest.raises(SystemExit, match="--pairs"):
+            bench.parse_pairs(bad, ["a", "b"])
+    tags, clusters = ["colors"] * 2, [0, 1]
+
+    def row(correct):
+        return {"geneval": sum(correct) / 2, "reward_hard": {}, "reward_soft": {}, "correct": correct,
+                "tags": tags, "clusters": clusters}
+    g = bench.paired_gain(row([True, True]), row([True, False]), ("b", "a"))
+    assert g["minus"] == "a" and g["geneval"] == pytest.approx(0.5)
+    per_seed = {0: {"rows": {"a": {"geneval": 0.5}, "b": {"geneval": 0.75}},
+                    "gains": {"b": {"minus": "a", "geneval": 0.25, "geneval_se": 0.1}}},
+                1: {"rows": {"a": {"geneval": 0.25}, "b": {"geneval": 0.75}},
+                    "gains": {"b": {"minus": "a", "geneval": 0.5, "geneval_se": 0.2}}}}
+    out = bench.over_seeds(per_seed)
+    assert out["seeds"] == [0, 1] and out["rows"]["a"]["mean"] == pytest.approx(0.375)
+    b = out["gains"]["b"]
+    assert (b["minus"], b["mean"], b["values"]) == ("a", pytest.approx(0.375), [0.25, 0.5])
+    assert b["sd"] == pytest.approx(0.125 * math.sqrt(2)) and b["se_mean"] == pytest.approx(0.15)
+    assert bench.over_seeds({3: per_seed[0]})["gains"]["b"]["sd"] == 0.0
