@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         per_seed[seed] = {"rows": rows, "gains": diffs}
     first = per_seed[seeds[0]]
     metrics = {"rows": first["rows"], "gains": first["gains"], "seed": seeds[0],
+               "n": len(prompts) * args.images_per_prompt, "evaluator": GENEVAL_EVALUATOR,
                "evaluators": {"geneval": GENEVAL_EVALUATOR,
                               "reward_terms": {n: f"{p} (raw, normalize: none)" for n, p in DEFAULT_TERMS.items()}}}
     if len(seeds) > 1:
