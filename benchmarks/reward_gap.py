@@ -33,7 +33,6 @@ the mean and standard deviation over seeds of each row's GenEval-like and of eac
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generators import GENEVAL_EVALUATOR  # noqa: E402
+from soft_gan import mean_sd  # noqa: E402
 from t2i_world import clustered_se  # noqa: E402
 
 from softdimo.bench import parse_students
@@ -69,14 +69,18 @@ def within_tag_auc(tags: list[str], scores: list[float], correct: list[bool]) ->
     return sum(aucs) / len(aucs) if aucs else None
 
 
-@torch.no_grad()
-def measure_student(path: str, prompts: list[dict[str, Any]], repeats: int, rewards: dict[str, Any],
-                    scorer: GenEvalScorer, temperature: float, reward_temperature: float, seed: int,
-                    batch: int) -> dict[str, Any]:
+def load_student(path: str) -> Any:
+    """The one-step student of ``path`` in eval mode (refused unless it is text-conditioned)."""
     gen = load_generator(path)
     if gen.cond_kind != "text" or not isinstance(gen, StudentGenerator):
         raise SystemExit(f"{path} is not a text-conditioned one-step student ({gen.kind}, {gen.cond_kind}-conditioned).")
-    student = gen.student.eval()
+    return gen.student.eval()
+
+
+@torch.no_grad()
+def measure_student(student: Any, path: str, prompts: list[dict[str, Any]], repeats: int, rewards: dict[str, Any],
+                    scorer: GenEvalScorer, temperature: float, reward_temperature: float, seed: int,
+                    batch: int) -> dict[str, Any]:
     sampler = student.sampler_with(temperature=temperature)
     k = int(student.num_tokens)
     meta = [p for p in prompts for _ in range(repeats)]
@@ -144,10 +148,9 @@ def over_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     ``sd`` is the sample standard deviation over seeds (0 with one seed); ``se_mean`` the mean paired
     standard error of one seed's gain, for comparison with that spread.
     """
-    def summary(values: list[float]) -> dict[str, float]:
-        m = sum(values) / len(values)
-        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        return {"mean": m, "sd": sd, "values": values}
+    def summary(values: list[float]) -> dict[str, Any]:
+        m, sd = mean_sd(values)
+        return {"mean": m, "sd": sd if sd is not None else 0.0, "values": values}
 
     seeds = list(per_seed)
     first = per_seed[seeds[0]]
@@ -187,10 +190,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rewards = {n: build_reward(RewardTermConfig(kind=n, path=p, normalize="none")) for n, p in DEFAULT_TERMS.items()}
     scorer = GenEvalScorer(load_shipped_classifier())
     per_seed: dict[int, dict[str, Any]] = {}
+    loaded = {name: load_student(path) for name, path in students}
     for seed in seeds:
         rows = {}
         for name, path in students:
-            rows[name] = measure_student(path, prompts, args.images_per_prompt, rewards, scorer, args.temperature,
+            rows[name] = measure_student(loaded[name], path, prompts, args.images_per_prompt, rewards, scorer, args.temperature,
                                          args.reward_temperature, seed, args.batch)
             r = rows[name]
             print(f"seed {seed} {name:>14}: GenEval-like {r['geneval']:.3f} ± {r['geneval_se']:.3f}  "
